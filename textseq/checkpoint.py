@@ -1,0 +1,66 @@
+"""Self-contained checkpoints: one file, plain data + tensors, loaded without unpickling code.
+
+A checkpoint is a dict saved with ``torch.save`` and read back with
+``torch.load(weights_only=True)``, which only accepts tensors and primitive
+containers: a file carrying a malicious pickle is refused, never executed.
+Everything stored must therefore be plain data (dict/list/tuple/str/int/float/
+bool/None) or tensors: configs go in as ``dataclasses.asdict``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textseq.errors import TextseqError
+from textseq.io import atomic_path
+
+FORMAT_VERSION = 1
+MAGIC = "textseq-checkpoint"
+
+
+def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` as a checkpoint of the given ``kind`` (e.g. ``"lm"``, ``"forecast"``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"magic": MAGIC, "format_version": FORMAT_VERSION, "kind": kind, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint safely; raise :class:`TextseqError` with a one-line reason on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise TextseqError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise TextseqError(f"checkpoint {path} is a directory, expected a file")
+    if path.stat().st_size == 0:
+        raise TextseqError(f"checkpoint {path} is empty")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise TextseqError(
+                f"refusing to load {path}: it contains Python objects other than tensors and plain data "
+                "(possibly a malicious pickle); it was not executed"
+            ) from None
+        raise TextseqError(f"checkpoint {path} is corrupt or truncated ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise TextseqError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("magic") != MAGIC:
+        raise TextseqError(f"{path} is not a textseq checkpoint")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise TextseqError(
+            f"checkpoint {path} has format version {data['format_version']}, newer than this textseq supports"
+        )
+    if kind is not None and data.get("kind") != kind:
+        raise TextseqError(f"checkpoint {path} holds a {data.get('kind')!r} model, expected a {kind!r} model")
+    return data

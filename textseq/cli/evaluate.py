@@ -1,0 +1,7 @@
+"""`textseq evaluate` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""`textseq forecast` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

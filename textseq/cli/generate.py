@@ -1,0 +1,7 @@
+"""`textseq generate` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,155 @@
+"""Vocabulary: token counts -> deterministic ids, with frequency filters and special tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from textseq.errors import TextseqError
+from textseq.io import atomic_write_text
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+DEFAULT_SPECIALS = (PAD, UNK, BOS, EOS)
+
+
+@dataclass
+class VocabConfig:
+    """Which tokens make it into the vocabulary.
+
+    ``min_df``/``max_df`` count documents (lines) containing the token: an int is an
+    absolute number of documents, a float in (0, 1] a ratio of all documents, as in
+    "drop words that appear in fewer than 2 documents or in more than 50% of them".
+    """
+
+    min_count: int = 1
+    max_count: int | None = None
+    min_df: int | float | None = None
+    max_df: int | float | None = None
+    max_size: int | None = None
+    specials: tuple[str, ...] = DEFAULT_SPECIALS
+
+
+@dataclass
+class TokenCounts:
+    """Term and document frequencies; mergeable, so workers can count shards independently."""
+
+    term: Counter = field(default_factory=Counter)
+    doc: Counter = field(default_factory=Counter)
+    n_docs: int = 0
+
+    def add(self, tokens: Sequence[str]) -> None:
+        self.term.update(tokens)
+        self.doc.update(set(tokens))
+        self.n_docs += 1
+
+    def merge(self, other: TokenCounts) -> TokenCounts:
+        self.term.update(other.term)
+        self.doc.update(other.doc)
+        self.n_docs += other.n_docs
+        return self
+
+
+def count_tokens(docs: Iterable[Sequence[str]]) -> TokenCounts:
+    counts = TokenCounts()
+    for tokens in docs:
+        counts.add(tokens)
+    return counts
+
+
+def _df_limit(limit: int | float, n_docs: int) -> float:
+    if isinstance(limit, float) and 0.0 < limit <= 1.0:
+        return limit * n_docs
+    return float(limit)
+
+
+class Vocab:
+    """Maps tokens to ids and back. Ids are dense, specials first, then by descending count
+    with ties broken by the token's code points, so the same counts always give the same ids."""
+
+    def __init__(self, tokens: Sequence[str], counts: dict[str, int] | None = None,
+                 specials: Sequence[str] = DEFAULT_SPECIALS):
+        self.itos: list[str] = list(tokens)
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise TextseqError("vocabulary has duplicate tokens")
+        self.specials = tuple(specials)
+        self.counts = dict(counts or {})
+        self.unk_id = self.stoi.get(UNK)
+
+    @classmethod
+    def build(cls, counts: TokenCounts, config: VocabConfig | None = None) -> Vocab:
+        cfg = config or VocabConfig()
+        lo_df = _df_limit(cfg.min_df, counts.n_docs) if cfg.min_df is not None else None
+        hi_df = _df_limit(cfg.max_df, counts.n_docs) if cfg.max_df is not None else None
+        kept = []
+        for tok, n in counts.term.items():
+            if tok in cfg.specials or n < cfg.min_count:
+                continue
+            if cfg.max_count is not None and n > cfg.max_count:
+                continue
+            df = counts.doc.get(tok, 0)
+            if (lo_df is not None and df < lo_df) or (hi_df is not None and df > hi_df):
+                continue
+            kept.append((tok, n))
+        kept.sort(key=lambda item: (-item[1], item[0]))
+        if cfg.max_size is not None:
+            kept = kept[: max(0, cfg.max_size - len(cfg.specials))]
+        tokens = list(cfg.specials) + [tok for tok, _ in kept]
+        return cls(tokens, dict(kept), cfg.specials)
+
+    @classmethod
+    def from_docs(cls, docs: Iterable[Sequence[str]], config: VocabConfig | None = None) -> Vocab:
+        return cls.build(count_tokens(docs), config)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def __getitem__(self, token: str) -> int:
+        return self.stoi.get(token, self.unk_id) if self.unk_id is not None else self.stoi[token]
+
+    def id(self, token: str) -> int:
+        return self[token]
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        stoi, unk = self.stoi, self.unk_id
+        if unk is None:
+            try:
+                return [stoi[t] for t in tokens]
+            except KeyError as exc:
+                raise TextseqError(f"token {exc.args[0]!r} is not in the vocabulary and it has no <unk>") from None
+        return [stoi.get(t, unk) for t in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        itos = self.itos
+        return [itos[i] for i in ids]
+
+    def to_dict(self) -> dict:
+        return {"tokens": self.itos, "counts": self.counts, "specials": list(self.specials)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Vocab:
+        return cls(data["tokens"], data.get("counts"), data.get("specials", DEFAULT_SPECIALS))
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=0))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocab:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise TextseqError(f"vocabulary file {path} does not exist") from None
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise TextseqError(f"{path} is not a valid vocabulary file ({type(exc).__name__})") from None
+
+
+def vocab_config_dict(cfg: VocabConfig) -> dict:
+    return asdict(cfg)
