@@ -1,7 +1,38 @@
-"""`textseq evaluate` (being written)."""
+"""`textseq evaluate`: held-out perplexity / bits-per-char, teacher-forced and free-running, vs Kneser-Ney."""
+
+from __future__ import annotations
 
 import typer
 
 
+def evaluate(
+    checkpoint: str = typer.Argument(..., help="An LM checkpoint (e.g. RUN/best.pt)."),
+    text: str = typer.Argument(..., help="Held-out text file or directory."),
+    horizon: int = typer.Option(10, "--horizon", "-k", help="Free-running rollout length."),
+    stride: int = typer.Option(0, help="Positions between rollout starts (0: the horizon)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score a Kneser-Ney n-gram model."),
+    order: int = typer.Option(0, help="N-gram order (0: 5 for chars, 3 for words)."),
+    train_text: str = typer.Option(None, help="Training text for the baseline (default: the checkpoint's)."),
+    batch_size: int = typer.Option(16, help="Parallel streams while scoring."),
+    device: str = typer.Option("cpu", help="auto | cpu | cuda | mps."),
+) -> None:
+    """Score a checkpoint on held-out text: teacher-forced, free-running (k-step) and the n-gram baseline."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from textseq.evaluation import evaluate_checkpoint
+
+    report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
+                                 order=order or None, train_text=train_text, batch_size=batch_size, device=device)
+    table = Table(title=f"{report.tokens} tokens, {report.oov_rate:.2%} <unk>")
+    for column in ("model", "NLL (nats/token)", report.metric):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in report.rows:
+        table.add_row(row.name, f"{row.nll:.4f}", f"{row.metric:.4f}")
+    Console().print(table)
+    per_step = " ".join(f"{nll:.3f}" for nll in report.horizon_nll)
+    typer.echo(f"free-running NLL at steps 1..{horizon}: {per_step}")
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("evaluate", no_args_is_help=True)(evaluate)

@@ -1,0 +1,211 @@
+"""Text pipeline throughput against bare tokenizers, scaling with workers, and peak memory.
+
+    python bench/bench_pipeline.py [--repeat 3] [--scale-mb 20] [--rss-mb 100,1000] [--skip-rss]
+
+1. The same lines, side by side (best of --repeat interleaved runs): a bare tokenizer call per line
+   (jieba.lcut, rjieba.cut, the English regexp, NLTKWordTokenizer, list() for characters), the full
+   ``Pipeline.process_line`` (cleaning, lowercasing, tokenizing) and end-to-end ``preprocess()``
+   (pipeline + counting + spill + encoding + writing ids.npy/vocab.json). Overhead = time / bare - 1.
+2. ``preprocess()`` on a larger mixed Chinese/English file with 1 and 2 workers.
+3. Peak memory of ``textseq preprocess`` (parent + workers, polled with psutil) on inputs made by
+   repeating the shared corpora under /tmp (deleted afterwards, never committed): it must stay flat
+   as the input grows, since only the vocabulary counts grow.
+Writes the same tables to bench/results/bench_pipeline.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from textseq.io import atomic_write_text
+from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.text.preprocess import PreprocessConfig, preprocess
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT / "corpora"
+SHARED = ROOT.parent / "shared" / "data"
+WORD = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]")
+
+
+def lines_of(*names: str) -> list[str]:
+    return [line for name in names for line in (CORPORA / name).read_text(encoding="utf-8").splitlines()]
+
+
+def megabytes(lines: list[str]) -> float:
+    return sum(len(line.encode()) + 1 for line in lines) / 1e6
+
+
+def bare_tokenizers() -> dict:
+    import jieba
+    import rjieba
+    from nltk.tokenize import NLTKWordTokenizer
+
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    jieba.initialize()
+    return {"jieba": jieba.lcut, "rjieba": rjieba.Jieba().cut, "regexp": WORD.findall,
+            "nltk": NLTKWordTokenizer().tokenize, "char": list}
+
+
+def pipeline_config(level: str, backend: str = "jieba", en_tokenizer: str = "regexp") -> PipelineConfig:
+    cfg = PipelineConfig.for_level(level)
+    cfg.tokenize.backend, cfg.tokenize.en_tokenizer = backend, en_tokenizer
+    return cfg
+
+
+CASES = [  # label, corpus files, bare tokenizer, pipeline config
+    ("zh word, jieba", ("zh/songci_sample.txt", "zh/lunyu.txt"), "jieba", pipeline_config("word")),
+    ("zh word, rjieba", ("zh/songci_sample.txt", "zh/lunyu.txt"), "rjieba", pipeline_config("word", "rjieba")),
+    ("zh char", ("zh/songci_sample.txt", "zh/lunyu.txt"), "char", pipeline_config("char")),
+    ("en word, regexp", ("en/shakespeare_sample.txt",), "regexp", pipeline_config("word")),
+    ("en word, nltk", ("en/shakespeare_sample.txt",), "nltk", pipeline_config("word", en_tokenizer="nltk")),
+    ("en char", ("en/shakespeare_sample.txt",), "char", pipeline_config("char")),
+]
+
+
+def time_lines(fn, lines: list[str]) -> float:
+    start = time.perf_counter()
+    for line in lines:
+        fn(line)
+    return time.perf_counter() - start
+
+
+def time_preprocess(path: Path, cfg: PreprocessConfig) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        preprocess([path], out, cfg, force=True)
+        return time.perf_counter() - start
+
+
+def overhead_table(repeat: int) -> list[list[str]]:
+    bare = bare_tokenizers()
+    rows = [["text", "MB", "bare MB/s", "pipeline MB/s", "overhead", "preprocess() MB/s", "overhead"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, names, bare_name, cfg in CASES:
+            lines = lines_of(*names)
+            path = Path(tmp) / "input.txt"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            pipe = Pipeline(cfg)
+            best = [float("inf")] * 3
+            for _ in range(repeat):  # interleaved, so load from other processes hits all three alike
+                best[0] = min(best[0], time_lines(bare[bare_name], lines))
+                best[1] = min(best[1], time_lines(pipe.process_line, lines))
+                best[2] = min(best[2], time_preprocess(path, PreprocessConfig(pipeline=cfg)))
+            mb = megabytes(lines)
+            rows.append([label, f"{mb:.2f}", f"{mb / best[0]:.2f}", f"{mb / best[1]:.2f}",
+                         f"{best[1] / best[0] - 1:+.0%}", f"{mb / best[2]:.2f}", f"{best[2] / best[0] - 1:+.0%}"])
+            print(" | ".join(rows[-1]), flush=True)
+    return rows
+
+
+def repeated_corpus(path: Path, megabytes_wanted: float, sources: list[Path]) -> Path:
+    """Concatenate the sources again and again until the file has the wanted size."""
+    block = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in sources)
+    with open(path, "wb") as fh:
+        for _ in range(max(1, round(megabytes_wanted * 1e6 / len(block)))):
+            fh.write(block)
+    return path
+
+
+def big_sources() -> list[Path]:
+    shared = [SHARED / "zh" / "songci.txt", SHARED / "en" / "shakespeare.txt", SHARED / "zh" / "tangshi300.txt",
+              SHARED / "en" / "pride_and_prejudice.txt", SHARED / "zh" / "lunyu.txt"]
+    return shared if all(p.exists() for p in shared) else sorted(CORPORA.rglob("*.txt"))
+
+
+def workers_table(scale_mb: float) -> list[list[str]]:
+    rows = [["config", "input MB", "workers", "seconds", "MB/s", "speed-up", "same output"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, cfg, mb in (("word, rjieba", pipeline_config("word", "rjieba"), scale_mb),
+                               ("word, jieba", pipeline_config("word"), scale_mb / 5),
+                               ("char", pipeline_config("char"), scale_mb)):
+            path = repeated_corpus(Path(tmp) / "big.txt", mb, big_sources())
+            size = path.stat().st_size / 1e6
+            outputs, base = [], None
+            for workers in (1, 2):
+                out = Path(tmp) / f"out{workers}"
+                start = time.perf_counter()
+                preprocess([path], out, PreprocessConfig(pipeline=cfg, workers=workers), force=True)
+                seconds = time.perf_counter() - start
+                base = base or seconds
+                outputs.append((out / "ids.npy").read_bytes() + (out / "vocab.json").read_bytes())
+                rows.append([label, f"{size:.1f}", str(workers), f"{seconds:.1f}", f"{size / seconds:.2f}",
+                             f"{base / seconds:.2f}x", "yes" if outputs[-1] == outputs[0] else "NO"])
+                print(" | ".join(rows[-1]), flush=True)
+    return rows
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd``; return (seconds, peak RSS of the process tree in MB), polled every 50 ms."""
+    start = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return time.perf_counter() - start, peak / 1e6
+
+
+def rss_table(sizes_mb: list[float]) -> list[list[str]]:
+    rows = [["input MB", "command", "seconds", "MB/s", "peak RSS MB (all processes)", "tokens", "vocabulary"]]
+    textseq = str(Path(sys.executable).with_name("textseq"))
+    tmp = Path(tempfile.mkdtemp(prefix="textseq-bench-"))
+    try:
+        for mb in sizes_mb:
+            path = repeated_corpus(tmp / "big.txt", mb, big_sources())
+            size = path.stat().st_size / 1e6
+            args = ["--backend", "rjieba", "--workers", "2"]
+            seconds, peak = peak_rss([textseq, "preprocess", str(path), "-o", str(tmp / "out"), *args, "-q", "--force"])
+            import json
+
+            stats = json.loads((tmp / "out" / "stats.json").read_text())
+            rows.append([f"{size:.0f}", "textseq preprocess " + " ".join(args), f"{seconds:.0f}",
+                         f"{size / seconds:.2f}", f"{peak:.0f}", f"{stats['tokens']:,}", f"{stats['vocab_size']:,}"])
+            print(" | ".join(rows[-1]), flush=True)
+            path.unlink()
+            shutil.rmtree(tmp / "out")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def markdown(title: str, rows: list[list[str]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows[1:]]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale-mb", type=float, default=20.0, help="input size for the workers table")
+    parser.add_argument("--rss-mb", default="100,1000", help="input sizes for the peak-memory table")
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    machine = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    parts = [f"## bench_pipeline ({machine})\n", markdown("Throughput on the same lines", overhead_table(args.repeat)),
+             markdown("Workers", workers_table(args.scale_mb))]
+    if not args.skip_rss:
+        parts.append(markdown("Peak memory", rss_table([float(x) for x in args.rss_mb.split(",")])))
+    report = "\n".join(parts)
+    print(report)
+    atomic_write_text(ROOT / "bench" / "results" / "bench_pipeline.md", report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textseq.errors import TextseqError
+from textseq.text.clean import CleanConfig, build_cleaner
+from textseq.text.normalize import NormalizeConfig
+from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.text.stopwords import StopwordConfig, load_stopword_file
+from textseq.text.tokenize import TokenizeConfig
+from textseq.vocab import Vocab
+
+CHAR = Pipeline(PipelineConfig.for_level("char"))
+
+
+def test_config_round_trips_through_json():
+    cfg = PipelineConfig(clean=CleanConfig(t2s=True), tokenize=TokenizeConfig(user_words=(("杭研", 3, None),)),
+                         stopwords=StopwordConfig(langs=("en", "zh"), words=("foo",)),
+                         normalize=NormalizeConfig(lowercase=True, stem="snowball"))
+    assert PipelineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(TextseqError, match="unknown CleanConfig field"):
+        PipelineConfig.from_dict({"clean": {"nfkd": True}})
+
+
+def test_levels():
+    word = Pipeline(PipelineConfig.for_level("word"))
+    assert word.process_line("The Cat sat, 子曰：学而时习之") == ["the", "cat", "sat", ",", "子", "曰", ":", "学而",
+                                                                 "时习", "之"]
+    assert CHAR.process_line("Hi, 子曰") == ["H", "i", ",", " ", "子", "曰"]
+
+
+def test_stopwords_builtin_and_user(tmp_path):
+    path = tmp_path / "stop.txt"
+    path.write_text("# comment\nbennet\n\n", encoding="utf-8")
+    cfg = PipelineConfig(stopwords=StopwordConfig(langs=("en", "zh"), words=load_stopword_file(path)))
+    # "mr" is an English stopword, matched whatever the case
+    assert Pipeline(cfg).process_line("The wife of Mr Bennet and 我们的 君子") == ["wife", "君子"]
+
+
+@pytest.mark.parametrize("normalize, expected", [
+    (NormalizeConfig(lowercase=True), ["the", "mice", "were", "running", "generously"]),
+    (NormalizeConfig(stem="porter"), ["the", "mice", "were", "run", "gener"]),
+    (NormalizeConfig(stem="snowball"), ["the", "mice", "were", "run", "generous"]),
+    (NormalizeConfig(stem="lancaster"), ["the", "mic", "wer", "run", "gen"]),
+    (NormalizeConfig(lemmatize=True), ["the", "mouse", "be", "run", "generously"]),
+])
+def test_normalization(normalize, expected):
+    assert Pipeline(PipelineConfig(normalize=normalize)).process_line("The mice were running generously") == expected
+
+
+def test_detokenize_words(en_lines):
+    pipe = Pipeline(PipelineConfig(tokenize=TokenizeConfig(en_tokenizer="nltk")))
+    assert pipe.detokenize(pipe.process_line("I don't know, Mr. Bennet (yes).")) == "I don't know, Mr. Bennet (yes)."
+    assert pipe.detokenize(pipe.process_line("我用Python 3.11训练GPT-4模型。")) == "我用Python 3.11训练GPT-4模型。"
+    regexp = Pipeline()
+    same = sum(regexp.detokenize(regexp.process_line(line)) == " ".join(line.split()) for line in en_lines)
+    assert same / len(en_lines) > 0.95  # the rest: quotes opened on another line, dashes
+
+
+def test_process_lines_streams(zh_lines):
+    out = CHAR.process_lines(iter(zh_lines))
+    assert next(out) == list(zh_lines[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_char_encode_decode_round_trip(text):
+    clean = build_cleaner(CHAR.cfg.clean)
+    tokens = CHAR.process_line(text)
+    vocab = Vocab.from_docs([tokens])
+    assert CHAR.detokenize(vocab.decode(vocab.encode(tokens))) == clean(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["子曰", "学而", "hello", "world", "3.11", ",", "。"]), max_size=20))
+def test_word_encode_decode_round_trip(words):
+    pipe = Pipeline()
+    tokens = pipe.process_line(" ".join(words))
+    vocab = Vocab.from_docs([tokens])
+    assert vocab.decode(vocab.encode(tokens)) == tokens

@@ -1,0 +1,172 @@
+"""Held-out evaluation of an LM checkpoint, teacher-forced and free-running, beside a Kneser-Ney baseline.
+
+All three numbers score exactly the same events: the held-out text is tokenized by the
+checkpoint's pipeline and mapped through its vocabulary (OOV -> ``<unk>``), and every token of
+every line plus the line's ``<eos>`` is predicted once (the RNN reads the stream from an initial
+``<eos>``, the n-gram model from ``<bos>``).
+
+Free-running k-step evaluation makes exposure bias visible: from a position t (hidden state
+computed on the true prefix) the model reads the true token, then runs k-1 more steps on its own
+argmax predictions, while each step is scored on the TRUE next token. Horizon 1 is teacher forcing;
+the reported number is the mean over horizons 1..k. Rollouts start every ``stride`` positions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from textseq.errors import TextseqError
+from textseq.lm_data import load_lm_data, split_docs, split_stream, tokenize_text
+from textseq.train_report import metric_name, metric_value
+from textseq.vocab import EOS, Vocab
+
+IGNORE = -100
+
+
+def stream_rows(ids: np.ndarray, rows: int) -> tuple[Tensor, Tensor]:
+    """inputs/targets [rows, n] covering every target of ``ids`` exactly once.
+
+    Row b reads ids[b*n : b*n+n] and predicts the next token of each; the last row is padded
+    (inputs with 0, targets with IGNORE).
+    """
+    n_targets = len(ids) - 1
+    if n_targets < 1:
+        raise TextseqError("nothing to evaluate: the text has fewer than 2 tokens")
+    rows = max(1, min(rows, n_targets))
+    n = math.ceil(n_targets / rows)
+    flat = torch.as_tensor(np.asarray(ids).astype(np.int64))
+    inputs = torch.zeros(rows * n, dtype=torch.long)
+    targets = torch.full((rows * n,), IGNORE, dtype=torch.long)
+    inputs[:n_targets], targets[:n_targets] = flat[:-1], flat[1:]
+    return inputs.view(rows, n), targets.view(rows, n)
+
+
+@torch.no_grad()
+def evaluate_stream(lm, inputs: Tensor, targets: Tensor, bptt: int = 35) -> float:
+    """Teacher-forced mean NLL (nats) over all non-padding targets, hidden state carried."""
+    lm.eval()
+    device = next(lm.parameters()).device
+    inputs, targets = inputs.to(device), targets.to(device)
+    total, hidden = 0.0, None
+    for start in range(0, inputs.size(1), bptt):
+        features, hidden = lm(inputs[:, start:start + bptt], hidden)
+        total += float(lm.loss(features, targets[:, start:start + bptt], reduction="sum", ignore_index=IGNORE))
+    return total / int((targets != IGNORE).sum())
+
+
+@torch.no_grad()
+def free_running_nll(lm, inputs: Tensor, targets: Tensor, horizon: int, stride: int | None = None) -> list[float]:
+    """Mean NLL (nats) at each horizon 1..k of greedy rollouts (see the module docstring)."""
+    if horizon < 1:
+        raise TextseqError(f"the free-running horizon must be at least 1, got {horizon}")
+    lm.eval()
+    device = next(lm.parameters()).device
+    inputs, targets = inputs.to(device), targets.to(device)
+    stride = stride or horizon
+    sums, counts = torch.zeros(horizon, dtype=torch.float64), torch.zeros(horizon, dtype=torch.float64)
+    hidden = None
+    n = inputs.size(1)
+    for start in range(0, n - horizon + 1, stride):
+        state, ids = hidden, inputs[:, start]
+        for j in range(horizon):
+            log_probs, state = lm.step(ids, state)
+            truth = targets[:, start + j]
+            keep = truth != IGNORE
+            nll = -log_probs.gather(1, truth.clamp(min=0).unsqueeze(1)).squeeze(1)
+            sums[j] += float((nll * keep).sum())
+            counts[j] += float(keep.sum())
+            ids = log_probs.argmax(dim=-1)
+        _, hidden = lm(inputs[:, start:start + stride], hidden)
+    if counts[0] == 0:
+        raise TextseqError(f"the held-out text is too short for {horizon}-step rollouts")
+    return (sums / counts.clamp(min=1)).tolist()
+
+
+@dataclass
+class EvalRow:
+    name: str
+    nll: float  # mean nats per token
+    metric: float  # bpc (char) or perplexity (word)
+
+
+@dataclass
+class EvalReport:
+    level: str
+    tokens: int
+    oov_rate: float
+    rows: list[EvalRow]
+    horizon_nll: list[float] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return metric_name(self.level)
+
+    def to_markdown(self) -> str:
+        lines = [f"| model | NLL (nats/token) | {self.metric} |", "| --- | ---: | ---: |"]
+        lines += [f"| {r.name} | {r.nll:.4f} | {r.metric:.4f} |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _row(name: str, nll: float, level: str) -> EvalRow:
+    return EvalRow(name, nll, metric_value(nll, level))
+
+
+def heldout_docs(text: str | os.PathLike, pipeline: dict, vocab: Vocab) -> list[list[str]]:
+    """Held-out lines as the model sees them: pipeline tokens, OOV replaced by ``<unk>``."""
+    return [vocab.decode(vocab.encode(tokens)) for tokens in tokenize_text(text, pipeline)]
+
+
+def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list[str]]:
+    """The training part of the checkpoint's corpus (same split), as token lines."""
+    sources = [train_text] if train_text else ckpt.get("sources") or []
+    if not sources or not all(os.path.exists(s) for s in sources):
+        raise TextseqError(f"the training text {', '.join(sources) or '(unknown)'} is not available; "
+                           "pass --train-text to fit the n-gram baseline (or --no-baseline)")
+    docs = []
+    for source in sources:
+        data = load_lm_data(source, vocab=vocab, pipeline=ckpt["pipeline"])
+        ids = data.ids if train_text else split_stream(data.ids, ckpt["train_config"]["valid_ratio"]).train
+        docs += [vocab.decode(doc.tolist()) for doc in split_docs(ids, vocab.stoi[EOS])]
+    return docs
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, *, horizon: int = 10,
+                        stride: int | None = None, baseline: bool = True, order: int | None = None,
+                        train_text: str | None = None, batch_size: int = 16,
+                        device: str = "cpu") -> EvalReport:
+    """Teacher-forced and free-running scores of a checkpoint on ``text``, plus the n-gram baseline."""
+    from textseq.distributed import pick_device
+    from textseq.lm_checkpoint import build_lm, read_lm
+
+    ckpt = read_lm(checkpoint)
+    vocab = Vocab.from_dict(ckpt["vocab"])
+    level = ckpt["pipeline"].get("tokenize", {}).get("level", "word")
+    lm = build_lm(ckpt, pick_device(device))
+    docs = heldout_docs(text, ckpt["pipeline"], vocab)
+    eos = vocab.stoi[EOS]
+    stream = np.asarray([eos] + [i for doc in docs for i in vocab.encode(doc) + [eos]], dtype=np.int64)
+    inputs, targets = stream_rows(stream, batch_size)
+    teacher = evaluate_stream(lm, inputs, targets, ckpt["train_config"].get("bptt", 35))
+    horizons = free_running_nll(lm, inputs, targets, horizon, stride)
+    rows = [_row("RNN teacher-forced", teacher, level),
+            _row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level)]
+    if baseline:
+        rows.append(_ngram_row(ckpt, vocab, docs, train_text, order or (5 if level == "char" else 3), level))
+    unk = vocab.unk_id
+    oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
+    return EvalReport(level, len(stream) - 1, oov, rows, horizons)
+
+
+def _ngram_row(ckpt: dict, vocab: Vocab, docs: list[list[str]], train_text: str | None, order: int,
+               level: str) -> EvalRow:
+    from textseq.features.ngram_lm import KneserNeyLM
+
+    ngram = KneserNeyLM(order=order, vocab=vocab).fit(training_docs(ckpt, vocab, train_text))
+    score = ngram.evaluate(docs)
+    return _row(f"Kneser-Ney {order}-gram", score.nll / score.tokens, level)

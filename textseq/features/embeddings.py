@@ -1,0 +1,148 @@
+"""word2vec embeddings with gensim: streaming training, the usual file formats, nearest neighbours."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gensim.models import KeyedVectors, Word2Vec
+
+from textseq.errors import TextseqError
+from textseq.io import atomic_path
+from textseq.text.reader import STDIN, read_lines
+
+FORMATS = ("kv", "word2vec", "word2vec-binary", "glove")
+SUFFIX_FORMATS = {".kv": "kv", ".bin": "word2vec-binary", ".txt": "word2vec", ".vec": "word2vec",
+                  ".glove": "glove"}
+
+
+@dataclass
+class Word2VecConfig:
+    vector_size: int = 100
+    window: int = 5
+    min_count: int = 2
+    sg: int = 1
+    epochs: int = 5
+    workers: int = 1
+    seed: int = 0
+
+
+class LineCorpus:
+    """Re-iterable tokenized lines of a text source, re-read on every pass (gensim reads once per epoch),
+    so the corpus is never held in memory. Empty lines are skipped."""
+
+    def __init__(self, source: str | os.PathLike, tokenize: Callable[[str], list[str]] = str.split,
+                 encoding: str = "utf-8"):
+        if str(source) == STDIN:
+            raise TextseqError("word2vec reads its corpus several times; give a file, not stdin")
+        self.source, self.tokenize, self.encoding = source, tokenize, encoding
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for line in read_lines(self.source, self.encoding):
+            tokens = self.tokenize(line)
+            if tokens:
+                yield tokens
+
+
+def train_word2vec(docs: Iterable[Sequence[str]], cfg: Word2VecConfig | None = None) -> KeyedVectors:
+    """Train on a re-iterable corpus (a list, or a corpus object such as LineCorpus).
+
+    With ``workers=1`` the result depends only on the corpus and ``seed`` (identical across runs and
+    processes); more workers are faster but not reproducible.
+    """
+    cfg = cfg or Word2VecConfig()
+    if iter(docs) is docs:
+        raise TextseqError("word2vec needs a corpus it can read several times (a list or LineCorpus), "
+                           "not a one-shot iterator")
+    model = Word2Vec(vector_size=cfg.vector_size, window=cfg.window, min_count=cfg.min_count, sg=cfg.sg,
+                     workers=cfg.workers, seed=cfg.seed)
+    model.build_vocab(docs)
+    if len(model.wv) == 0:
+        raise TextseqError(f"no word occurs at least min_count={cfg.min_count} times; nothing to train")
+    model.train(docs, total_examples=model.corpus_count, epochs=cfg.epochs)
+    return model.wv
+
+
+def _format_for(path: Path, fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in FORMATS:
+        raise TextseqError(f"unknown vectors format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return fmt or SUFFIX_FORMATS.get(path.suffix.lower())
+
+
+def save_vectors(kv: KeyedVectors, path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Save as gensim native (.kv), word2vec text (.txt/.vec), word2vec binary (.bin) or GloVe text
+    (.glove, or ``fmt="glove"``: word2vec text without the header line)."""
+    path = Path(path)
+    fmt = _format_for(path, fmt)
+    if fmt is None:
+        raise TextseqError(f"cannot tell the vectors format of {path.name}; use .kv, .txt, .vec, .bin or .glove")
+    with atomic_path(path) as tmp:
+        if fmt == "kv":
+            kv.save(str(tmp), separately=[])  # one file: no side .npy files named after the temp file
+        else:
+            kv.save_word2vec_format(str(tmp), binary=fmt == "word2vec-binary", write_header=fmt != "glove")
+
+
+def _sniff_format(path: Path) -> str:
+    """word2vec files start with a "count dim" header; binary ones then hold raw float32 bytes."""
+    with open(path, "rb") as fh:
+        header = fh.readline(1 << 16).split()
+        sample = fh.read(4096)
+    if len(header) != 2 or not all(field.isdigit() for field in header):
+        return "glove"
+    try:
+        sample.decode("utf-8")
+        is_text = b"\x00" not in sample
+    except UnicodeDecodeError as exc:
+        is_text = exc.start > len(sample) - 4  # only a multibyte character cut at the sample's end
+    return "word2vec" if is_text else "word2vec-binary"
+
+
+def _check_text_rows(path: Path, has_header: bool) -> None:
+    """gensim broadcasts a short row to the full width instead of failing, so count the fields first."""
+    with open(path, "rb") as fh:
+        if has_header:
+            fh.readline()
+        width = None
+        for number, line in enumerate(fh, 2 if has_header else 1):
+            fields = line.rstrip().count(b" ") + 1
+            width = width or fields
+            if fields != width:
+                raise ValueError(f"line {number} has {fields - 1} values, expected {width - 1}")
+
+
+def load_vectors(path: str | os.PathLike, fmt: str | None = None) -> KeyedVectors:
+    """Load vectors saved by :func:`save_vectors` or by word2vec/GloVe tools; the format is detected.
+
+    The native .kv format is a pickle: load only files you trust.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TextseqError(f"vectors file {path} does not exist")
+    if not path.is_file():
+        raise TextseqError(f"vectors path {path} is not a file")
+    fmt = _format_for(path, fmt)
+    try:
+        fmt = fmt if fmt in ("kv", "glove") else _sniff_format(path)
+        if fmt == "kv":
+            kv = KeyedVectors.load(str(path))
+        else:
+            if fmt != "word2vec-binary":
+                _check_text_rows(path, has_header=fmt == "word2vec")
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=fmt == "word2vec-binary",
+                                                   no_header=fmt == "glove")
+    except Exception as exc:  # gensim's parsers raise anything (ValueError, EOFError, UnpicklingError, ...)
+        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise TextseqError(f"{path} is not a valid {fmt} vectors file ({type(exc).__name__} {reason})") from None
+    if not isinstance(kv, KeyedVectors) or len(kv) == 0:
+        raise TextseqError(f"{path} holds no word vectors")
+    return kv
+
+
+def nearest(kv: KeyedVectors, word: str, topn: int = 10) -> list[tuple[str, float]]:
+    """The ``topn`` words most cosine-similar to ``word``."""
+    if word not in kv.key_to_index:
+        raise TextseqError(f"word {word!r} has no vector")
+    return kv.most_similar(word, topn=topn)

@@ -1,0 +1,197 @@
+"""Training forecasters: direct / teacher-forced / free-running modes, stateful chunks, early
+stopping on the validation part, seeded ensembles.
+
+Selection never looks at the test tail: the scaler is fit on the training part, and early stopping
+keeps the epoch with the lowest validation MAE (in the target's units).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from textseq.errors import TextseqError, TrainingDiverged
+from textseq.forecast.config import LOSSES, MODES, ForecastConfig
+from textseq.forecast.data import SeriesData
+from textseq.forecast.forecaster import Forecaster, SeriesSpec, build_models
+from textseq.forecast.models import rollout
+from textseq.forecast.prep import SeriesTransform, Split, chronological_split, make_windows, origins_between
+
+LOSS_FUNCTIONS = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
+
+
+@dataclass
+class TrainResult:
+    forecaster: Forecaster
+    split: Split
+    best_val_mae: list[float] = field(default_factory=list)  # per ensemble member
+    epochs_run: list[int] = field(default_factory=list)
+
+
+def validate_config(cfg: ForecastConfig, series: SeriesData) -> None:
+    t = cfg.train
+    if t.mode not in MODES:
+        raise TextseqError(f"unknown mode {t.mode!r}; choose one of {', '.join(MODES)}")
+    if t.loss not in LOSSES:
+        raise TextseqError(f"unknown loss {t.loss!r}; choose one of {', '.join(LOSSES)}")
+    if min(cfg.seq_len, cfg.horizon, t.epochs, t.batch_size, t.ensemble) < 1:
+        raise TextseqError("seq-len, horizon, epochs, batch size and ensemble size must be at least 1")
+    if cfg.transform.diff < 0:
+        raise TextseqError("--diff must be 0 (none), 1 or a seasonal lag")
+    if cfg.recursive and cfg.horizon > 1 and series.inputs != [series.target]:
+        raise TextseqError(
+            "recursive multi-step forecasts feed predictions back, so the target must be the only input; "
+            "use --mode direct with several input columns"
+        )
+    if cfg.model.bidirectional and cfg.recursive:
+        raise TextseqError("a bidirectional encoder needs --mode direct (N-to-N steps must not see the future)")
+    if t.stateful and (t.mode != "teacher" or cfg.model.arch == "mlp"):
+        raise TextseqError("--stateful needs a recurrent model in --mode teacher")
+    need = cfg.seq_len + cfg.horizon + cfg.transform.diff
+    if len(series) < need:
+        raise TextseqError(
+            f"series of {len(series)} points is shorter than window {cfg.seq_len} + horizon {cfg.horizon}"
+            + (f" + differencing lag {cfg.transform.diff}" if cfg.transform.diff else "")
+        )
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+def _stream_chunks(x: np.ndarray, z: np.ndarray, start: int, end: int, chunk: int, streams: int):
+    """Stateful data: rows ``[start, end)`` cut into ``streams`` parallel consecutive streams
+    (like LM batchify), then into chunks of ``chunk`` steps; target = the next value."""
+    steps = (end - 1 - start) // streams
+    if steps < 2:
+        raise TextseqError("the training part is too short for stateful training")
+    rows = np.arange(streams)[:, None] * steps + np.arange(steps)[None, :] + start
+    inputs = torch.as_tensor(x[rows], dtype=torch.float32)  # [S, steps, F]
+    targets = torch.as_tensor(z[rows + 1], dtype=torch.float32)  # [S, steps]
+    return list(zip(inputs.split(chunk, dim=1), targets.split(chunk, dim=1), strict=True))
+
+
+class _Trainer:
+    """One network's training on prepared arrays; ``epoch()`` returns the mean training loss."""
+
+    def __init__(self, cfg: ForecastConfig, model: nn.Module, x: np.ndarray, z: np.ndarray, split: Split, lag: int):
+        self.cfg, self.model = cfg, model
+        t = cfg.train
+        self.loss_fn = LOSS_FUNCTIONS[t.loss]()
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.generator = torch.Generator().manual_seed(t.seed)
+        if t.stateful:
+            streams = max(1, min(t.batch_size, (split.val_start - lag) // (4 * cfg.seq_len)))
+            self.chunks = _stream_chunks(x, z, lag, split.val_start, cfg.seq_len, streams)
+            return
+        teacher = t.mode == "teacher" and model.recurrent
+        horizon = 1 if t.mode == "teacher" else cfg.horizon
+        origins = origins_between(lag, split.val_start, cfg.seq_len, horizon, every_step=teacher)
+        if len(origins) == 0:
+            raise TextseqError(
+                f"the training part ({split.val_start} points) is too short for windows of {cfg.seq_len} "
+                f"+ horizon {cfg.horizon}; use a shorter --seq-len or a smaller --test-frac/--val-frac"
+            )
+        wx, wy = make_windows(x, z, cfg.seq_len, horizon, every_step=teacher, origins=origins)
+        self.x = torch.as_tensor(wx, dtype=torch.float32)
+        self.y = torch.as_tensor(wy, dtype=torch.float32)
+
+    def _predict(self, x: Tensor) -> Tensor:
+        mode = self.cfg.train.mode
+        if mode == "teacher":
+            return self.model.steps(x)[0][..., 0] if self.model.recurrent else self.model(x)
+        if mode == "free":
+            return rollout(self.model, x, self.cfg.horizon)
+        return self.model(x)
+
+    def _step(self, loss: Tensor) -> float:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged("training diverged (loss is not finite); try a lower --lr")
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def epoch(self) -> float:
+        self.model.train()
+        if self.cfg.train.stateful:
+            hidden, losses = None, []
+            for inputs, targets in self.chunks:
+                out, hidden = self.model.steps(inputs, hidden)
+                hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+                losses.append(self._step(self.loss_fn(out[..., 0], targets)))
+            return float(np.mean(losses))
+        losses = [self._step(self.loss_fn(self._predict(self.x[idx]), self.y[idx]))
+                  for idx in _batches(len(self.x), self.cfg.train.batch_size, self.generator)]
+        return float(np.mean(losses))
+
+
+def _progress(quiet: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                    TimeElapsedColumn(), transient=True, disable=quiet or not sys.stderr.isatty())
+
+
+def train_one(cfg: ForecastConfig, forecaster: Forecaster, series: SeriesData, split: Split, seed: int,
+              on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[nn.Module, float, int]:
+    """Train one network with early stopping on the validation MAE; returns (best model, its MAE, epochs)."""
+    torch.manual_seed(seed)
+    cfg_seed = copy.deepcopy(cfg)
+    cfg_seed.train.seed = seed
+    inputs = np.stack([series.column(c) for c in series.inputs], axis=1)
+    x, z = forecaster.transform.encode(inputs, series.target_values)
+    model = build_models(cfg, len(series.inputs))
+    trainer = _Trainer(cfg_seed, model, x, z, split, forecaster.transform.lag)
+    val_origins = np.arange(split.val_start, split.test_start - cfg.horizon + 1)
+    val_truth = np.stack([series.target_values[o:o + cfg.horizon] for o in val_origins])
+    single = Forecaster(cfg, forecaster.spec, forecaster.transform, [model])
+    best = (np.inf, copy.deepcopy(model.state_dict()), 0)
+    for epoch in range(1, cfg.train.epochs + 1):
+        loss = trainer.epoch()
+        val_mae = float(np.abs(single.predict(series, val_origins) - val_truth).mean())
+        if on_epoch:
+            on_epoch(epoch, loss, val_mae)
+        if val_mae < best[0]:
+            best = (val_mae, copy.deepcopy(model.state_dict()), epoch)
+        elif epoch - best[2] >= cfg.train.patience:
+            break
+    model.load_state_dict(best[1])
+    return model.eval(), best[0], epoch
+
+
+def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | None = None,
+                     quiet: bool = False) -> TrainResult:
+    """Fit the transform on the training part, then train ``cfg.train.ensemble`` networks."""
+    validate_config(cfg, series)
+    split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
+    if split.test_start - cfg.horizon < split.val_start:
+        raise TextseqError(
+            f"the validation part ({split.test_start - split.val_start} points) is shorter than the horizon "
+            f"{cfg.horizon}; raise --val-frac or use a longer series"
+        )
+    inputs = np.stack([series.column(c) for c in series.inputs], axis=1)
+    transform = SeriesTransform(cfg.transform, [c == series.target for c in series.inputs])
+    transform.fit(inputs, series.target_values, split.val_start)
+    forecaster = Forecaster(cfg, SeriesSpec.of(series, source), transform, [])
+    result = TrainResult(forecaster, split)
+    with _progress(quiet) as progress:
+        task = progress.add_task("training", total=cfg.train.epochs * cfg.train.ensemble, status="")
+
+        def on_epoch(epoch: int, loss: float, val_mae: float) -> None:
+            progress.update(task, advance=1, status=f"epoch {epoch} loss {loss:.4f} val MAE {val_mae:.4g}")
+
+        for member in range(cfg.train.ensemble):
+            model, val_mae, epochs = train_one(cfg, forecaster, series, split, cfg.train.seed + member, on_epoch)
+            forecaster.models.append(model)
+            result.best_val_mae.append(val_mae)
+            result.epochs_run.append(epochs)
+            progress.update(task, completed=(member + 1) * cfg.train.epochs)
+    return result

@@ -1,0 +1,87 @@
+"""Text in, text out around :mod:`textseq.sampling`: prompts are tokenized by the checkpoint's own
+pipeline (exactly like the training text) and the continuation is detokenized as it streams."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textseq.errors import TextseqError
+from textseq.vocab import EOS, Vocab
+
+
+@dataclass
+class Prompt:
+    ids: list[int]  # <eos> (the start-of-line context of training) + the prompt's ids
+    tokens: list[str]
+    unknown: list[str]  # prompt tokens mapped to <unk>
+
+
+def encode_prompt(text: str, pipeline, vocab: Vocab) -> Prompt:
+    """Tokenize a prompt; OOV tokens become ``<unk>``; a prompt of only unknown tokens is an error."""
+    tokens = pipeline.process_line(text) if text else []
+    unknown = [t for t in tokens if t not in vocab]
+    if tokens and len(unknown) == len(tokens):
+        shown = " ".join(unknown[:10])
+        raise TextseqError(f"none of the prompt's tokens are known to the model ({shown}); "
+                           "use words or characters from the training text")
+    return Prompt([vocab.stoi[EOS]] + vocab.encode(tokens), tokens, unknown)
+
+
+class TextStreamer:
+    """Turns generated ids into text increments (word-level detokenization looks at the whole line)."""
+
+    def __init__(self, pipeline, vocab: Vocab, prefix_tokens: list[str], write: Callable[[str], None]):
+        self.pipeline, self.vocab, self.write = pipeline, vocab, write
+        self.lines: list[list[str]] = [list(prefix_tokens)]
+        self.shown = self.text()
+
+    def text(self) -> str:
+        return "\n".join(self.pipeline.detokenize(line) for line in self.lines)
+
+    def __call__(self, token_id: int) -> None:
+        token = self.vocab.itos[token_id]
+        if token == EOS:
+            self.lines.append([])
+        else:
+            self.lines[-1].append(token)
+        text = self.text()
+        if text.startswith(self.shown):
+            self.write(text[len(self.shown):])
+            self.shown = text
+
+
+def continuation_text(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int]) -> str:
+    """The full text (prompt + generated) of one sample."""
+    pieces: list[str] = []
+    streamer = TextStreamer(pipeline, vocab, prompt.tokens, pieces.append)
+    for token_id in ids:
+        streamer(token_id)
+    return streamer.text()
+
+
+def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
+                  on_text: Callable[[str], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> tuple[list[str], Prompt]:
+    """Generate from a checkpoint path alone -> (texts including the prompt, the encoded prompt).
+
+    ``on_text`` receives the prompt and then text increments as tokens are produced (one sample only);
+    ``warn`` is told, before generating, about prompt tokens the model does not know.
+    """
+    from textseq.distributed import pick_device
+    from textseq.lm_checkpoint import load_lm
+    from textseq.sampling import SamplingConfig, generate
+
+    cfg = cfg or SamplingConfig()
+    model, vocab, pipeline = load_lm(checkpoint, pick_device(device))
+    encoded = encode_prompt(prompt, pipeline, vocab)
+    if encoded.unknown and warn is not None:
+        warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")
+    on_token = None
+    if on_text is not None and cfg.num_samples == 1:
+        streamer = TextStreamer(pipeline, vocab, encoded.tokens, on_text)
+        on_text(streamer.shown)
+        on_token = streamer
+    samples = generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS], on_token=on_token)
+    return [continuation_text(pipeline, vocab, encoded, ids) for ids in samples], encoded

@@ -1,0 +1,215 @@
+"""Text generation from an RNN language model: greedy, temperature / top-k / top-p sampling, beam search.
+
+The prompt is read once; after that every new token costs one ``model.step`` because the
+recurrent state is carried forward, so generating n tokens takes time linear in n.
+Returned sequences hold only the generated ids (not the prompt); when generation stops at
+``<eos>``, the ``<eos>`` itself is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from textseq.errors import TextseqError
+from textseq.models.cells import Hidden
+from textseq.models.lm import RNNLanguageModel
+
+
+@dataclass
+class SamplingConfig:
+    max_tokens: int = 200
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int = 0  # 0 = no limit
+    top_p: float = 1.0  # nucleus size; 1.0 = no limit
+    greedy: bool = False
+    beam_size: int = 1  # > 1 runs beam search (deterministic; the sampling options are not used)
+    num_samples: int = 1
+    stop_at_eos: bool = True
+    seed: int | None = None
+    length_penalty: float = 1.0  # beam search only, see beam_search()
+
+    def __post_init__(self):
+        if self.max_tokens < 0:
+            raise TextseqError(f"max_tokens must be >= 0, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise TextseqError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise TextseqError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise TextseqError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.beam_size < 1 or self.num_samples < 1:
+            raise TextseqError("beam_size and num_samples must be at least 1")
+        if self.beam_size > 1 and self.num_samples > self.beam_size:
+            raise TextseqError(f"beam search returns at most beam_size={self.beam_size} sequences, "
+                               f"asked for num_samples={self.num_samples}")
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits of each row, set the rest to -inf (k <= 0 keeps all)."""
+    if k <= 0 or k >= logits.size(-1):
+        return logits
+    kth_largest = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches p (the nucleus)."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above each one
+    drop_sorted = mass_before >= p  # the top token always has mass_before 0, so it is always kept
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def choose_next(log_probs: Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> Tensor:
+    """log_probs[B, V] -> next ids[B] according to the sampling settings."""
+    if cfg.greedy or cfg.temperature == 0:
+        return log_probs.argmax(dim=-1)
+    logits = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p)
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
+
+def read_prompt(model: RNNLanguageModel, prompt_ids: list[int],
+                eos_id: int | None) -> tuple[Tensor, Hidden]:
+    """Run the prompt through the model once: -> (log_probs[1, V] of the next token, hidden)."""
+    if not prompt_ids:
+        if eos_id is None:
+            raise TextseqError("the prompt is empty and there is no <eos> token to start from")
+        prompt_ids = [eos_id]  # every training line ends with <eos>, so it is the start-of-text context
+    vocab_size = model.cfg.vocab_size
+    if min(prompt_ids) < 0 or max(prompt_ids) >= vocab_size:
+        raise TextseqError(f"prompt token ids must be in 0..{vocab_size - 1}")
+    device = next(model.parameters()).device
+    features, hidden = model(torch.tensor([prompt_ids], device=device))
+    return model.log_probs(features[:, -1]), hidden
+
+
+def repeat_hidden(hidden: Hidden, n: int) -> Hidden:
+    """Copy a batch-1 state n times along the batch dimension."""
+    if isinstance(hidden, tuple):
+        return tuple(h.repeat(1, n, 1) for h in hidden)
+    return hidden.repeat(1, n, 1)
+
+
+def select_hidden(hidden: Hidden, index: Tensor) -> Hidden:
+    if isinstance(hidden, tuple):
+        return tuple(h.index_select(1, index) for h in hidden)
+    return hidden.index_select(1, index)
+
+
+def generate(model: RNNLanguageModel, prompt_ids: list[int], cfg: SamplingConfig | None = None,
+             eos_id: int | None = None, on_token: Callable[[int], None] | None = None) -> list[list[int]]:
+    """Continue the prompt ``cfg.num_samples`` times (in one batch) -> the generated ids of each sample.
+
+    ``on_token`` is called with each new id as soon as it is chosen (only when num_samples == 1),
+    so a terminal can stream the text.
+    """
+    cfg = cfg or SamplingConfig()
+    stop_id = eos_id if cfg.stop_at_eos else None
+    if cfg.beam_size > 1:
+        beams = beam_search(model, prompt_ids, cfg.beam_size, cfg.max_tokens, stop_id, cfg.length_penalty,
+                            start_id=eos_id)
+        samples = [ids for ids, _ in beams[: cfg.num_samples]]
+        if on_token and cfg.num_samples == 1:
+            for token in samples[0]:
+                on_token(token)
+        return samples
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _sample(model, prompt_ids, cfg, stop_id, eos_id, on_token)
+    finally:
+        model.train(was_training)
+
+
+def _sample(model, prompt_ids, cfg, stop_id, eos_id, on_token) -> list[list[int]]:
+    log_probs, hidden = read_prompt(model, prompt_ids, eos_id)
+    n = cfg.num_samples
+    log_probs, hidden = log_probs.expand(n, -1), repeat_hidden(hidden, n)
+    generator = None
+    if cfg.seed is not None:
+        generator = torch.Generator(device=log_probs.device).manual_seed(cfg.seed)
+    stream = on_token if n == 1 else None
+    samples: list[list[int]] = [[] for _ in range(n)]
+    finished = torch.zeros(n, dtype=torch.bool, device=log_probs.device)
+    for step in range(1, cfg.max_tokens + 1):
+        next_ids = choose_next(log_probs, cfg, generator)
+        if stop_id is not None:
+            finished |= next_ids == stop_id
+        for sample, token, done in zip(samples, next_ids.tolist(), finished.tolist(), strict=True):
+            if not done:
+                sample.append(token)
+                if stream:
+                    stream(token)
+        if finished.all() or step == cfg.max_tokens:
+            break
+        log_probs, hidden = model.step(next_ids, hidden)
+    return samples
+
+
+def _normalised(score: float, length: int, length_penalty: float) -> float:
+    return score / max(length, 1) ** length_penalty
+
+
+@torch.no_grad()
+def beam_search(model: RNNLanguageModel, prompt_ids: list[int], beam_size: int, max_tokens: int,
+                eos_id: int | None = None, length_penalty: float = 1.0,
+                start_id: int | None = None) -> list[tuple[list[int], float]]:
+    """Best continuations by total log-probability / length ** length_penalty, best first.
+
+    ``length_penalty`` 0 ranks by the plain sum of log-probabilities (favours short outputs),
+    1 by the mean per token. A hypothesis ending in ``eos_id`` counts the <eos> in its length
+    and score but the id is not returned. ``start_id`` replaces an empty prompt (default eos_id).
+    Returns up to ``beam_size`` (ids, score) pairs.
+    """
+    if beam_size < 1:
+        raise TextseqError(f"beam_size must be at least 1, got {beam_size}")
+    was_training = model.training
+    model.eval()
+    try:
+        log_probs, hidden = read_prompt(model, prompt_ids, start_id if start_id is not None else eos_id)
+        return _beam_search(model, log_probs, hidden, beam_size, max_tokens, eos_id, length_penalty)
+    finally:
+        model.train(was_training)
+
+
+def _beam_search(model, log_probs, hidden, beam_size, max_tokens, eos_id, length_penalty):
+    vocab_size = log_probs.size(-1)
+    beams: list[list[int]] = [[]]
+    scores = log_probs.new_zeros(1)
+    done: list[tuple[list[int], float]] = []
+    for step in range(1, max_tokens + 1):
+        candidates = (scores[:, None] + log_probs).flatten()
+        top_scores, top_index = candidates.topk(min(2 * beam_size, candidates.numel()))
+        new_beams, new_scores, parents = [], [], []
+        for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
+            parent, token = divmod(index, vocab_size)
+            if token == eos_id:
+                done.append((beams[parent], _normalised(score, step, length_penalty)))
+            else:
+                new_beams.append(beams[parent] + [token])
+                new_scores.append(score)
+                parents.append(parent)
+            if len(new_beams) == beam_size:
+                break
+        done = sorted(done, key=lambda item: -item[1])[:beam_size]
+        best_live = _normalised(new_scores[0], step, length_penalty) if new_beams else float("-inf")
+        if not new_beams or (len(done) == beam_size and best_live < done[-1][1]):
+            return done  # the best live hypothesis already ranks below every finished one
+        beams, scores = new_beams, log_probs.new_tensor(new_scores)
+        if step == max_tokens:
+            break
+        parent_index = torch.tensor(parents, device=log_probs.device)
+        next_ids = torch.tensor([b[-1] for b in beams], device=log_probs.device)
+        log_probs, hidden = model.step(next_ids, select_hidden(hidden, parent_index))
+    live = [(ids, _normalised(score, len(ids), length_penalty))
+            for ids, score in zip(beams, scores.tolist(), strict=True)]
+    return sorted(done + live, key=lambda item: -item[1])[:beam_size]

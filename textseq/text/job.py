@@ -1,0 +1,218 @@
+"""The streaming core of ``textseq preprocess``: tokenize in chunks (optionally in worker processes),
+count, spill provisional token ids to disk, then encode them with the final vocabulary.
+
+Memory is bounded by the vocabulary, never by the corpus: lines are read in chunks of a few
+thousand, at most ``2 * workers`` chunks are in flight, and tokens go to a spill file as uint32
+provisional ids (one id per distinct token, in order of first appearance). Each chunk is
+tokenized by the same function whether it runs in this process or in a worker, and chunks are
+merged in input order, so ``workers=N`` writes exactly the same files as ``workers=1``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from textseq.errors import TextseqError
+from textseq.io import atomic_path
+from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.vocab import EOS, TokenCounts, Vocab
+
+LINE_END = 0  # provisional id written after every document; real tokens get ids from 1
+BLOCK = 1 << 22  # ids per read when scanning the spill file
+
+
+@dataclass
+class Chunk:
+    """One tokenized chunk: ``ids`` index into ``types`` (offset by one; LINE_END ends each document)."""
+
+    types: list[str]
+    ids: np.ndarray
+    term: np.ndarray  # occurrences of each type in the chunk
+    doc: np.ndarray  # documents of the chunk containing each type
+    docs: int
+
+
+_worker: dict = {}
+
+
+def init_worker(pipeline: dict, keep_empty: bool) -> None:
+    _worker["process_line"] = Pipeline(PipelineConfig.from_dict(pipeline)).process_line
+    _worker["keep_empty"] = keep_empty
+
+
+def tokenize_chunk(lines: list[str]) -> Chunk:
+    process_line, keep_empty = _worker["process_line"], _worker["keep_empty"]
+    local: dict[str, int] = {}
+    ids: list[int] = []
+    lengths: list[int] = []
+    for line in lines:
+        tokens = process_line(line)
+        if tokens or keep_empty:
+            ids += [local.setdefault(t, len(local) + 1) for t in tokens]
+            ids.append(LINE_END)
+            lengths.append(len(tokens) + 1)
+    n_types = len(local) + 1
+    ids_arr = np.array(ids, dtype=np.uint32)
+    term = np.bincount(ids_arr, minlength=n_types)[1:]
+    doc_of_token = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    pairs = np.unique(doc_of_token * n_types + ids_arr)  # one entry per (document, type)
+    doc = np.bincount(pairs % n_types, minlength=n_types)[1:]
+    return Chunk(list(local), ids_arr, term, doc, len(lengths))
+
+
+def chunked(lines: Iterable[str], max_lines: int = 2000, max_chars: int = 1 << 20) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    chars = 0
+    for line in lines:
+        chunk.append(line)
+        chars += len(line)
+        if len(chunk) >= max_lines or chars >= max_chars:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def tokenize_chunks(chunks: Iterable[list[str]], pipeline: PipelineConfig, workers: int = 1,
+                    keep_empty: bool = False) -> Iterator[Chunk]:
+    """Tokenized chunks in input order. Unlike ``Pool.imap``, which reads its whole input ahead,
+    at most ``2 * workers`` chunks are pending at a time."""
+    init_args = (pipeline.to_dict(), keep_empty)
+    if workers <= 1:
+        init_worker(*init_args)
+        yield from map(tokenize_chunk, chunks)
+        return
+    with _process_context().Pool(workers, init_worker, init_args) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(tokenize_chunk, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def _process_context():
+    """fork where available: workers start at once and need no importable __main__ (``python -``
+    scripts, notebooks). Nothing here runs threads (the CLI's progress bar refreshes from the
+    main thread), so the child inherits no held locks."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+class TokenSpill:
+    """Counts of every distinct token and the whole token stream, as provisional ids, in a file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = open(self.path, "wb")
+        self.stoi: dict[str, int] = {}
+        self.term = np.zeros(1024, dtype=np.int64)
+        self.doc = np.zeros(1024, dtype=np.int64)
+        self.n_docs = 0
+        self.n_ids = 0
+
+    def add(self, chunk: Chunk) -> None:
+        stoi = self.stoi
+        ids = np.fromiter((stoi.setdefault(t, len(stoi) + 1) for t in chunk.types), np.int64, len(chunk.types))
+        if len(stoi) + 1 > len(self.term):
+            self.term, self.doc = _grown(self.term, 2 * (len(stoi) + 1)), _grown(self.doc, 2 * (len(stoi) + 1))
+        self.term[ids] += chunk.term
+        self.doc[ids] += chunk.doc
+        to_global = np.concatenate(([LINE_END], ids)).astype(np.uint32)
+        to_global[chunk.ids].tofile(self._file)
+        self.n_docs += chunk.docs
+        self.n_ids += len(chunk.ids)
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_ids - self.n_docs
+
+    def token_counts(self) -> TokenCounts:
+        n = len(self.stoi) + 1
+        return TokenCounts(Counter(dict(zip(self.stoi, self.term[1:n].tolist(), strict=True))),
+                           Counter(dict(zip(self.stoi, self.doc[1:n].tolist(), strict=True))), self.n_docs)
+
+    def id_map(self, vocab: Vocab) -> np.ndarray:
+        """Provisional id -> vocabulary id (out-of-vocabulary tokens -> <unk>, LINE_END -> <eos>)."""
+        if EOS not in vocab:
+            raise TextseqError(f"the vocabulary needs the {EOS} special token (documents end with it)")
+        unk = -1 if vocab.unk_id is None else vocab.unk_id
+        ids = np.array([vocab.stoi[EOS]] + [vocab.stoi.get(t, unk) for t in self.stoi], dtype=np.int64)
+        if unk == -1 and (ids < 0).any():
+            raise TextseqError("some tokens are not in the vocabulary and it has no <unk> special token")
+        return ids
+
+    def oov_tokens(self, vocab: Vocab) -> int:
+        n = len(self.stoi) + 1
+        oov = np.array([t not in vocab for t in self.stoi], dtype=bool)
+        return int(self.term[1:n][oov].sum())
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        with open(self.path, "rb") as fh:
+            while (block := np.fromfile(fh, dtype=np.uint32, count=BLOCK)).size:
+                yield block
+
+    def write_ids(self, path: str | Path, vocab: Vocab) -> np.dtype:
+        """Write the encoded stream as a .npy file (uint16 when the vocabulary fits, else uint32)."""
+        dtype = np.dtype(np.uint16 if len(vocab) <= 1 << 16 else np.uint32)
+        id_map = self.id_map(vocab).astype(dtype)
+        with atomic_path(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.n_ids,))
+            pos = 0
+            for block in self._blocks():
+                out[pos:pos + len(block)] = id_map[block]
+                pos += len(block)
+            out.flush()
+            del out
+        return dtype
+
+    def docs(self, start: int = 0, stop: int | None = None) -> SpillDocs:
+        return SpillDocs(self, start, self.n_docs if stop is None else stop)
+
+
+def _grown(counts: np.ndarray, size: int) -> np.ndarray:
+    bigger = np.zeros(size, dtype=counts.dtype)
+    bigger[:len(counts)] = counts
+    return bigger
+
+
+class SpillDocs:
+    """Re-iterable documents (token lists) ``start:stop`` of a spill, streamed from disk."""
+
+    def __init__(self, spill: TokenSpill, start: int, stop: int):
+        self.spill, self.start, self.stop = spill, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[list[str]]:
+        itos = [EOS, *self.spill.stoi]
+        doc, carry = 0, np.empty(0, dtype=np.uint32)
+        for block in self.spill._blocks():
+            block = np.concatenate((carry, block)) if carry.size else block
+            begin = 0
+            for end in np.flatnonzero(block == LINE_END).tolist():
+                if doc >= self.start:
+                    yield [itos[i] for i in block[begin:end].tolist()]
+                doc, begin = doc + 1, end + 1
+                if doc >= self.stop:
+                    return
+            carry = block[begin:]
+
+
+def count_pass(lines: Iterable[str], spill: TokenSpill, pipeline: PipelineConfig, workers: int = 1,
+               keep_empty: bool = False, on_chunk: Callable[[], None] | None = None) -> None:
+    for chunk in tokenize_chunks(chunked(lines), pipeline, workers, keep_empty):
+        spill.add(chunk)
+        if on_chunk:
+            on_chunk()

@@ -1,0 +1,131 @@
+"""The text pipeline: clean -> (lowercase) -> tokenize -> stopwords -> lemmatize/stem, one line at a time.
+
+``PipelineConfig`` is plain data: saved as pipeline.json by ``textseq preprocess`` and inside
+LM checkpoints, so training and generation tokenize text exactly as preprocessing did.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+
+from textseq.errors import TextseqError
+from textseq.text.clean import CleanConfig, build_cleaner
+from textseq.text.normalize import NormalizeConfig, build_token_normalizers
+from textseq.text.stopwords import StopwordConfig, build_stopword_filter
+from textseq.text.tokenize import HAS_HAN, TokenizeConfig, build_tokenizer
+
+
+@dataclass
+class PipelineConfig:
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    stopwords: StopwordConfig = field(default_factory=StopwordConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+
+    @classmethod
+    def for_level(cls, level: str) -> PipelineConfig:
+        """Defaults for LM training: char level keeps everything (punctuation, case, stopwords);
+        word level lowercases and keeps stopwords."""
+        if level not in ("char", "word"):
+            raise TextseqError(f"unknown level {level!r}; choose char or word")
+        return cls(tokenize=TokenizeConfig(level=level), normalize=NormalizeConfig(lowercase=level == "word"))
+
+    def validate(self) -> None:
+        self.tokenize.validate()
+        self.normalize.validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PipelineConfig:
+        try:
+            parts = {f.name: _section(f.default_factory, data.get(f.name, {})) for f in fields(cls)}
+        except (TypeError, AttributeError) as exc:
+            raise TextseqError(f"invalid pipeline config: {exc}") from None
+        cfg = cls(**parts)
+        cfg.stopwords.langs = tuple(cfg.stopwords.langs)
+        cfg.stopwords.words = tuple(cfg.stopwords.words)
+        cfg.tokenize.user_words = tuple(tuple(w) for w in cfg.tokenize.user_words)
+        return cfg
+
+
+def _section(section_cls, values: dict):
+    unknown = set(values) - {f.name for f in fields(section_cls)}
+    if unknown:
+        raise TypeError(f"unknown {section_cls.__name__} field(s) {', '.join(sorted(unknown))}")
+    return section_cls(**values)
+
+
+class Pipeline:
+    """Turns lines of raw text into token lists. Stages that are off cost nothing per line."""
+
+    def __init__(self, cfg: PipelineConfig | None = None):
+        self.cfg = cfg = cfg or PipelineConfig()
+        cfg.validate()
+        self._clean = build_cleaner(cfg.clean)
+        self._lowercase = cfg.normalize.lowercase
+        self._tokenize = build_tokenizer(cfg.tokenize)
+        stop = build_stopword_filter(cfg.stopwords, lowercased=cfg.normalize.lowercase)
+        self._token_steps = ([stop] if stop else []) + build_token_normalizers(cfg.normalize)
+
+    def process_line(self, line: str) -> list[str]:
+        line = self._clean(line)
+        if self._lowercase:
+            line = line.lower()
+        tokens = self._tokenize(line)
+        for step in self._token_steps:
+            tokens = step(tokens)
+        return tokens
+
+    def process_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
+        process = self.process_line
+        for line in lines:
+            yield process(line)
+
+    def detokenize(self, tokens: list[str]) -> str:
+        """Char level: concatenate. Word level: English words spaced (Treebank rules), Chinese not."""
+        if self.cfg.tokenize.level == "char":
+            return "".join(tokens)
+        return detokenize_words(tokens)
+
+
+def _is_cjk(token: str) -> bool:
+    return bool(HAS_HAN.search(token)) or any("\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+                                             for ch in token)
+
+
+def detokenize_words(tokens: list[str]) -> str:
+    detok = _treebank_detokenizer()
+    out: list[str] = []
+    run: list[str] = []
+    for token in tokens:
+        if _is_cjk(token):
+            if run:
+                out.append(detok(run))
+                run = []
+            out.append(token)
+        else:
+            run.append(token)
+    if run:
+        out.append(detok(run))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _treebank_detokenizer():
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    detokenize = TreebankWordDetokenizer().detokenize
+
+    def detok(tokens: list[str]) -> str:
+        # Treebank rules need directed quotes: a straight one ending the run closes, others alternate.
+        quotes = itertools.count()
+        last = len(tokens) - 1
+        return detokenize([t if t != '"' else "''" if i == last or next(quotes) % 2 else "``"
+                           for i, t in enumerate(tokens)])
+
+    return detok

@@ -1,0 +1,223 @@
+"""``preprocess``: sources -> token id stream (ids.npy), vocab.json, pipeline.json, stats.json, features/.
+
+Two passes over the tokens, one over the text: the count pass tokenizes and spills provisional
+ids to a temporary file in the output directory; once the vocabulary is known, the encode pass
+maps them to final ids with numpy. Features read their documents back from the spill.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from textseq.errors import TextseqError
+from textseq.io import atomic_open, atomic_write_text, check_output_dir
+from textseq.text.job import SpillDocs, TokenSpill, count_pass
+from textseq.text.pipeline import PipelineConfig
+from textseq.text.reader import LineReader
+from textseq.vocab import EOS, Vocab, VocabConfig
+
+IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
+    "ids.npy", "vocab.json", "pipeline.json", "stats.json", "features")
+
+
+@dataclass
+class FeatureConfig:
+    bow: bool = False  # features/bow.npz: documents x vocabulary counts (scipy sparse)
+    ngrams: tuple[int, int] | None = None  # features/ngrams.tsv: counts of n-grams, n in [lo, hi]
+    ngram_lm_order: int | None = None  # features/ngram_lm.npz: Kneser-Ney LM, perplexity on held-out docs
+    heldout_ratio: float = 0.1  # the last documents, held out from the n-gram LM
+    word2vec: dict | None = None  # features/word2vec.txt; Word2VecConfig overrides, {} for defaults
+
+    def validate(self) -> None:
+        if self.ngrams is not None and not 1 <= self.ngrams[0] <= self.ngrams[1]:
+            raise TextseqError(f"n-gram range must be LO-HI with 1 <= LO <= HI, got {self.ngrams}")
+        if self.ngram_lm_order is not None and self.ngram_lm_order < 1:
+            raise TextseqError(f"n-gram LM order must be at least 1, got {self.ngram_lm_order}")
+        if not 0.0 < self.heldout_ratio < 1.0:
+            raise TextseqError(f"held-out ratio must be in (0, 1), got {self.heldout_ratio}")
+
+
+@dataclass
+class PreprocessConfig:
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoding: str = "utf-8"
+    workers: int = 1
+    keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
+
+
+@dataclass
+class PreprocessStats:
+    files: int
+    lines: int  # lines read
+    docs: int  # documents kept (lines with tokens, unless keep_empty)
+    tokens: int  # tokens, <eos> not included
+    types: int  # distinct tokens before vocabulary filtering
+    vocab_size: int
+    oov_tokens: int
+    oov_rate: float
+    bytes: int
+    seconds: float
+    mb_per_s: float
+    ids_dtype: str
+    top_tokens: list[tuple[str, int]]
+    outputs: dict[str, str]
+    features: dict = field(default_factory=dict)
+
+
+def validate(cfg: PreprocessConfig) -> None:
+    cfg.pipeline.validate()
+    cfg.features.validate()
+    if cfg.workers < 1:
+        raise TextseqError(f"--workers must be at least 1, got {cfg.workers}")
+    if EOS not in cfg.vocab.specials:
+        raise TextseqError(f"the special tokens must include {EOS}: every document ends with it")
+
+
+def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: PreprocessConfig | None = None,
+               force: bool = False, on_progress: Callable[[int, int | None], None] | None = None
+               ) -> PreprocessStats:
+    """Run the pipeline over ``sources`` and write everything to ``out_dir``; return the statistics.
+
+    ``on_progress(bytes_read, total_bytes_or_None)`` is called after every chunk.
+    """
+    cfg = cfg or PreprocessConfig()
+    validate(cfg)
+    reader = LineReader(sources, cfg.encoding)
+    out = check_output_dir(out_dir, force)
+    start = time.perf_counter()
+    report = (lambda: on_progress(reader.bytes_read, reader.total_bytes)) if on_progress else None
+    with tempfile.TemporaryDirectory(dir=out, prefix=".spill-") as tmp:
+        spill = TokenSpill(Path(tmp) / "tokens.u32")
+        try:
+            count_pass(reader, spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report)
+        finally:
+            spill.close()
+        if reader.lines_read == 0:
+            raise TextseqError(f"the input is empty ({_names(reader)})")
+        if spill.n_docs == 0:
+            raise TextseqError(f"no tokens left after preprocessing {_names(reader)}: check the cleaning options")
+        vocab = Vocab.build(spill.token_counts(), cfg.vocab)
+        dtype = spill.write_ids(out / IDS_FILE, vocab)
+        vocab.save(out / VOCAB_FILE)
+        outputs = {"ids": str(out / IDS_FILE), "vocab": str(out / VOCAB_FILE), "pipeline": str(out / PIPELINE_FILE)}
+        features = write_features(spill, vocab, cfg.features, out / FEATURES_DIR, outputs)
+        oov = spill.oov_tokens(vocab)
+        stats = PreprocessStats(
+            files=len(reader.sources), lines=reader.lines_read, docs=spill.n_docs, tokens=spill.n_tokens,
+            types=len(spill.stoi), vocab_size=len(vocab), oov_tokens=oov,
+            oov_rate=oov / spill.n_tokens if spill.n_tokens else 0.0, bytes=reader.bytes_read,
+            seconds=0.0, mb_per_s=0.0, ids_dtype=dtype.name, top_tokens=_top_tokens(vocab),
+            outputs=outputs, features=features)
+    atomic_write_text(out / PIPELINE_FILE, json.dumps(pipeline_record(cfg, stats), ensure_ascii=False, indent=1))
+    stats.seconds = time.perf_counter() - start
+    stats.mb_per_s = stats.bytes / 1e6 / stats.seconds if stats.seconds > 0 else 0.0
+    atomic_write_text(out / STATS_FILE, json.dumps(asdict(stats), ensure_ascii=False, indent=1))
+    return stats
+
+
+def pipeline_record(cfg: PreprocessConfig, stats: PreprocessStats) -> dict:
+    """What training and generation need to tokenize and read ids exactly as preprocessing did."""
+    return {"pipeline": cfg.pipeline.to_dict(), "vocab": asdict(cfg.vocab),
+            "ids": {"file": IDS_FILE, "dtype": stats.ids_dtype, "length": stats.tokens + stats.docs,
+                    "docs": stats.docs, "eos": EOS}}
+
+
+def load_pipeline_record(out_dir: str | Path) -> tuple[PipelineConfig, VocabConfig]:
+    path = Path(out_dir) / PIPELINE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        vocab_cfg = VocabConfig(**{**data["vocab"], "specials": tuple(data["vocab"]["specials"])})
+        return PipelineConfig.from_dict(data["pipeline"]), vocab_cfg
+    except FileNotFoundError:
+        raise TextseqError(f"{path} does not exist (run textseq preprocess first)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TextseqError(f"{path} is not a valid pipeline file ({type(exc).__name__})") from None
+
+
+def _names(reader: LineReader) -> str:
+    names = [str(s) for s in reader.sources]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _top_tokens(vocab: Vocab, n: int = 10) -> list[tuple[str, int]]:
+    return sorted(vocab.counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+
+
+def heldout_split(docs: SpillDocs, ratio: float) -> tuple[SpillDocs, SpillDocs]:
+    """The last ``ratio`` of the documents (at least one) are held out; the rest is for training."""
+    n = len(docs)
+    if n < 2:
+        raise TextseqError("the n-gram LM needs at least 2 documents (one is held out)")
+    cut = n - min(n - 1, max(1, round(n * ratio)))
+    return docs.spill.docs(docs.start, docs.start + cut), docs.spill.docs(docs.start + cut, docs.stop)
+
+
+def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Path,
+                   outputs: dict[str, str]) -> dict:
+    """Compute the requested features from the spilled documents; return their summary numbers."""
+    if not (cfg.bow or cfg.ngrams or cfg.ngram_lm_order or cfg.word2vec is not None):
+        return {}
+    out.mkdir(exist_ok=True)
+    docs = spill.docs()
+    summary: dict = {}
+    if cfg.bow:
+        summary["bow"] = _write_bow(docs, vocab, out / "bow.npz")
+        outputs["bow"] = str(out / "bow.npz")
+    if cfg.ngrams:
+        summary["ngrams"] = _write_ngrams(docs, cfg.ngrams, out / "ngrams.tsv")
+        outputs["ngrams"] = str(out / "ngrams.tsv")
+    if cfg.ngram_lm_order:
+        summary["ngram_lm"] = _write_ngram_lm(docs, vocab, cfg, out / "ngram_lm.npz")
+        outputs["ngram_lm"] = str(out / "ngram_lm.npz")
+    if cfg.word2vec is not None:
+        summary["word2vec"] = _write_word2vec(docs, cfg.word2vec, out / "word2vec.txt")
+        outputs["word2vec"] = str(out / "word2vec.txt")
+    return summary
+
+
+def _write_bow(docs: SpillDocs, vocab: Vocab, path: Path) -> dict:
+    from scipy import sparse
+
+    from textseq.features.bow import bag_of_words
+
+    matrix = bag_of_words(docs, vocab)
+    with atomic_open(path, "wb") as fh:
+        sparse.save_npz(fh, matrix)
+    return {"shape": list(matrix.shape), "nonzeros": int(matrix.nnz)}
+
+
+def _write_ngrams(docs: SpillDocs, n_range: tuple[int, int], path: Path) -> dict:
+    from textseq.features.ngrams import count_ngrams
+
+    counts = count_ngrams(docs, n_range[0], n_range[1])
+    with atomic_open(path, "w") as fh:
+        fh.write("n\tcount\tngram\n")
+        for gram, count in sorted(counts.items(), key=lambda item: (len(item[0]), -item[1], item[0])):
+            fh.write(f"{len(gram)}\t{count}\t{' '.join(gram)}\n")
+    return {"range": list(n_range), "distinct": len(counts)}
+
+
+def _write_ngram_lm(docs: SpillDocs, vocab: Vocab, cfg: FeatureConfig, path: Path) -> dict:
+    from textseq.features.ngram_lm import KneserNeyLM
+
+    train, heldout = heldout_split(docs, cfg.heldout_ratio)
+    model = KneserNeyLM(cfg.ngram_lm_order, vocab=vocab).fit(train)
+    score = model.evaluate(heldout)
+    model.save(path)
+    return {"order": cfg.ngram_lm_order, "train_docs": len(train), "heldout_docs": len(heldout), **asdict(score)}
+
+
+def _write_word2vec(docs: SpillDocs, overrides: dict, path: Path) -> dict:
+    from textseq.features.embeddings import Word2VecConfig, save_vectors, train_word2vec
+
+    w2v_cfg = Word2VecConfig(**overrides)
+    vectors = train_word2vec(docs, w2v_cfg)
+    save_vectors(vectors, path)
+    return {"words": len(vectors.index_to_key), "vector_size": vectors.vector_size}

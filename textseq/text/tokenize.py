@@ -1,0 +1,169 @@
+"""Stage 2, tokenization: characters, or words with per-line language detection.
+
+Word level splits a line into runs of Chinese text and runs of other-script words
+(Latin letters, digits): Chinese runs go to jieba (or rjieba), the others to an English
+tokenizer. So "用Python 3.11训练GPT-2模型" gives English-style tokens for
+"Python 3.11" and "GPT-2", and the segmenter only ever sees Chinese text, where the two
+backends agree (see ``RJIEBA_SUPPORTED``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textseq.errors import TextseqError
+
+LEVELS = ("char", "word")
+LANGS = ("auto", "zh", "en")
+JIEBA_MODES = ("accurate", "full", "search")
+BACKENDS = ("jieba", "rjieba")
+EN_TOKENIZERS = ("regexp", "nltk", "treebank")
+# rjieba gives token-for-token the same output as jieba for these modes, with HMM on or off
+# (checked on the bundled corpora by tests/test_text_tokenize.py). Its full mode lists
+# overlapping sub-words that jieba 0.42's cut_all does not, so it is refused.
+RJIEBA_SUPPORTED = ("accurate", "search")
+
+# Han ideographs (CJK radicals, Ext A, unified, compatibility, Ext B-H) plus 々 〇 and Hangzhou numerals.
+HAN = "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+HAS_HAN = re.compile(f"[{HAN}]")
+# A run of non-Han words, joined by spaces or in-word punctuation: "Python 3.11", "e-mail", "GPT-4".
+FOREIGN_RUN = re.compile(rf"([^\W{HAN}]+(?:[\s'’.\-+#&/@:%]+[^\W{HAN}]+)*)")
+WORD_OR_PUNCT = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]")
+
+
+@dataclass
+class TokenizeConfig:
+    level: str = "word"  # "char": Unicode code points, spaces included; "word": see the module docstring
+    lang: str = "auto"  # "auto": lines with Han characters are Chinese (mixed), others English
+    jieba_mode: str = "accurate"  # accurate | full | search
+    hmm: bool = True  # jieba's HMM for words missing from its dictionary
+    backend: str = "jieba"  # jieba | rjieba (Rust, same tokens for RJIEBA_SUPPORTED modes)
+    en_tokenizer: str = "regexp"  # regexp (fast) | nltk (NLTKWordTokenizer) | treebank
+    # Extra dictionary words as (word, freq or None, POS tag or None), read from a jieba user
+    # dictionary file by load_user_dict: stored inline so a saved config is self-contained.
+    user_words: tuple[tuple[str, int | None, str | None], ...] = ()
+
+    def validate(self) -> None:
+        for name, value, allowed in (("level", self.level, LEVELS), ("lang", self.lang, LANGS),
+                                     ("jieba mode", self.jieba_mode, JIEBA_MODES),
+                                     ("backend", self.backend, BACKENDS),
+                                     ("English tokenizer", self.en_tokenizer, EN_TOKENIZERS)):
+            if value not in allowed:
+                raise TextseqError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if self.backend == "rjieba" and self.jieba_mode not in RJIEBA_SUPPORTED:
+            raise TextseqError(f"the rjieba backend does not support jieba mode {self.jieba_mode!r} "
+                               f"(supported: {', '.join(RJIEBA_SUPPORTED)}); use --backend jieba")
+
+
+def load_user_dict(path: str | Path) -> tuple[tuple[str, int | None, str | None], ...]:
+    """Read a jieba user dictionary: one ``word [freq] [tag]`` per line, UTF-8."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TextseqError(f"user dictionary {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise TextseqError(f"user dictionary {path} is not UTF-8") from None
+    words = []
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        freq = parts[1] if len(parts) > 1 else None
+        if freq is not None and not freq.isdigit():
+            raise TextseqError(f"user dictionary {path} line {number}: frequency {freq!r} is not a number")
+        words.append((parts[0], int(freq) if freq else None, parts[2] if len(parts) > 2 else None))
+    return tuple(words)
+
+
+def _user_words_key(words) -> tuple:
+    return tuple(tuple(w) for w in words)  # lists after a JSON round trip; hashable for the caches
+
+
+@functools.lru_cache(maxsize=4)
+def _jieba(user_words: tuple):
+    import jieba
+
+    logging.getLogger("jieba").setLevel(logging.WARNING)  # "Building prefix dict ..." on every start
+    tokenizer = jieba.Tokenizer()  # private instance: the global one is shared with the caller
+    tokenizer.tmp_dir = tempfile.gettempdir()  # dictionary cache file goes there
+    tokenizer.initialize()
+    for word, freq, tag in user_words:
+        tokenizer.add_word(word, freq, tag)
+    return tokenizer
+
+
+@functools.lru_cache(maxsize=4)
+def _rjieba(user_words: tuple):
+    try:
+        import rjieba
+    except ImportError:
+        raise TextseqError("the rjieba backend needs the rjieba package: pip install 'textseq[fast]'") from None
+    tokenizer = rjieba.Jieba()
+    for word, freq, tag in user_words:
+        tokenizer.add_word(word, freq if freq is not None else tokenizer.suggest_freq(word), tag)
+    return tokenizer
+
+
+def chinese_segmenter(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
+    words = _user_words_key(cfg.user_words)
+    if cfg.backend == "rjieba":
+        rj = _rjieba(words)
+        cut = rj.cut_for_search if cfg.jieba_mode == "search" else rj.cut
+        return cut if cfg.hmm else functools.partial(cut, hmm=False)  # HMM is the default: no wrapper
+    jb = _jieba(words)
+    if cfg.jieba_mode == "full":
+        return lambda text: [t for t in jb.lcut(text, cut_all=True) if t]  # jieba 0.42 yields empty strings
+    cut = jb.lcut_for_search if cfg.jieba_mode == "search" else jb.lcut
+    return cut if cfg.hmm else functools.partial(cut, HMM=False)
+
+
+def english_tokenizer(name: str) -> Callable[[str], list[str]]:
+    """Tokenizers that need no downloaded NLTK data."""
+    if name == "nltk":
+        from nltk.tokenize import NLTKWordTokenizer
+
+        return NLTKWordTokenizer().tokenize
+    if name == "treebank":
+        from nltk.tokenize import TreebankWordTokenizer
+
+        return TreebankWordTokenizer().tokenize
+    return WORD_OR_PUNCT.findall
+
+
+def build_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
+    cfg.validate()
+    if cfg.level == "char":
+        return list
+    english = english_tokenizer(cfg.en_tokenizer)
+    if cfg.lang == "en":
+        return english
+    segment = chinese_segmenter(cfg)
+    split_runs, has_han, zh_only = FOREIGN_RUN.split, HAS_HAN.search, cfg.lang == "zh"
+
+    def chinese(text: str) -> list[str]:
+        if " " in text or not text.isprintable():  # jieba returns spaces as tokens
+            return [t for t in segment(text) if not t.isspace()]
+        return segment(text)
+
+    def tokenize(line: str) -> list[str]:
+        if not (zh_only or has_han(line)):
+            return english(line)
+        parts = split_runs(line)
+        if len(parts) == 1:  # no foreign words: the common case, inlined
+            return segment(line) if " " not in line and line.isprintable() else chinese(line)
+        tokens: list[str] = []
+        for i, part in enumerate(parts):  # even parts Chinese, odd parts foreign runs
+            if i % 2:
+                tokens += english(part)
+            elif part:
+                tokens += chinese(part)
+        return tokens
+
+    return tokenize

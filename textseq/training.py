@@ -1,0 +1,503 @@
+"""Train a recurrent language model on a token stream: ``train(TrainConfig, model_settings) -> TrainResult``.
+
+The loop follows pytorch/examples word_language_model: parallel streams walked in TBPTT windows
+with the hidden state carried (detached) from update to update, gradient clipping, validation on
+the tail of the stream. See :mod:`textseq.tbptt` for the three feeding modes and k1/k2.
+
+Checkpoints (written atomically by rank 0 only): ``last`` every ``checkpoint_every`` steps, at
+every epoch end, at the end and on Ctrl-C; ``best`` whenever the validation loss improves (or at
+the end without validation). A run resumed from ``last`` continues exactly: weights, optimizer,
+scheduler, every rank's RNG states, the stream position and the carried hidden state are restored,
+so it ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from textseq import distributed as dist_util
+from textseq.config import check_keys, merge
+from textseq.errors import TextseqError, TrainingDiverged
+from textseq.evaluation import evaluate_stream, stream_rows
+from textseq.io import check_output, check_output_dir
+from textseq.lm_checkpoint import capture_rng, read_lm, restore_rng, save_lm
+from textseq.lm_data import batchify, load_lm_data, shard_streams, split_stream
+from textseq.models.lm import LMConfig, RNNLanguageModel
+from textseq.tbptt import (
+    FEEDBACKS,
+    MODES,
+    SCHEDULES,
+    WindowLoss,
+    default_schedule_k,
+    span_at,
+    spans_per_epoch,
+    teacher_forcing_prob,
+)
+from textseq.train_report import Reporter, describe, plot_history
+from textseq.vocab import Vocab, VocabConfig
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a run except the model architecture (LMConfig). 0 / "" mean "not set"."""
+
+    data: str = ""  # text file/directory, or a `textseq preprocess` output directory
+    output: str = ""  # run directory (best.pt, last.pt, loss.png) or a .pt path
+    level: str = "char"
+    lang: str = "auto"
+    min_count: int = 1
+    max_vocab: int = 0
+    embeddings: str = ""  # pretrained word vectors to initialise the embedding
+    mode: str = "teacher-forcing"
+    schedule: str = "linear"  # scheduled sampling: how the teacher-forcing probability decays
+    schedule_k: float = 0.0  # 0: decay over the whole run (see tbptt.default_schedule_k)
+    min_teacher_prob: float = 0.0
+    feedback: str = "argmax"  # fed-back prediction: argmax or a sample
+    bptt: int = 35
+    k1: int = 0  # tokens between updates (0: bptt)
+    k2: int = 0  # tokens back-propagated (0: bptt)
+    batch_size: int = 20
+    eval_batch_size: int = 10
+    epochs: int = 1
+    max_steps: int = 0
+    optimizer: str = "adam"
+    lr: float = 0.002
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    lr_step_size: int = 1000  # steps between decays of the "step" scheduler
+    lr_gamma: float = 0.5  # decay factor of "step" and "plateau"
+    clip: float = 1.0  # max gradient norm (0: no clipping)
+    valid_ratio: float = 0.1
+    eval_every: int = 0  # steps between validations (0: every epoch)
+    patience: int = 0  # stop after this many validations without improvement (0: never)
+    checkpoint_every: int = 0  # steps between periodic checkpoints (0: every epoch)
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+
+    def __post_init__(self):
+        for name, value, allowed in (("mode", self.mode, MODES), ("schedule", self.schedule, SCHEDULES),
+                                     ("feedback", self.feedback, FEEDBACKS),
+                                     ("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("scheduler", self.scheduler, SCHEDULERS)):
+            if value not in allowed:
+                raise TextseqError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every", "lr_step_size"):
+            if getattr(self, name) < 1:
+                raise TextseqError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("k1", "k2", "max_steps", "max_vocab", "eval_every", "patience", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise TextseqError(f"{name.replace('_', '-')} must not be negative")
+        if not self.lr > 0 or self.clip < 0 or self.weight_decay < 0:
+            raise TextseqError("lr must be positive; clip and weight decay must not be negative")
+
+    @property
+    def tbptt(self) -> tuple[int, int]:
+        return self.k1 or self.bptt, self.k2 or self.bptt
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        check_keys(cls, data, "train")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: str
+    last_checkpoint: str
+    steps: int
+    epochs: int  # completed epochs
+    stop_reason: str  # epochs | max-steps | early-stopping | interrupted
+    train_loss: float  # mean NLL (nats) over the last log interval
+    best_valid_loss: float | None
+    tokens_per_sec: float
+    history: dict
+    model: nn.Module = field(repr=False)
+
+
+@dataclass
+class Progress:
+    """Where the run is; stored in checkpoints (the carried hidden state is stored beside it)."""
+
+    epoch: int = 0
+    pos: int = 0  # next stream column to score
+    step: int = 0
+    tokens: int = 0  # tokens trained on, all ranks
+    data_tokens: int = 0  # length of the id stream, to refuse resuming on different data
+    best_valid: float | None = None
+    bad_evals: int = 0
+    history: dict = field(default_factory=lambda: {"train": [], "valid": []})
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """A run directory holds best.pt, last.pt, loss.png; ``-o model.pt`` gives model.pt,
+    model.last.pt, model.loss.png instead."""
+
+    best: Path
+    last: Path
+    plot: Path
+    directory: Path | None
+
+    @classmethod
+    def for_output(cls, output: str) -> RunPaths:
+        out = Path(output)
+        if out.suffix == ".pt":
+            return cls(out, out.with_name(out.stem + ".last.pt"), out.with_name(out.stem + ".loss.png"), None)
+        return cls(out / "best.pt", out / "last.pt", out / "loss.png", out)
+
+    def check(self, force: bool) -> None:
+        if self.directory is not None:
+            check_output_dir(self.directory, force)
+        else:
+            check_output(self.best, force)
+            check_output(self.last, force)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    """Stepped once per update, except "plateau" which is stepped on each validation loss."""
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step_size, gamma=cfg.lr_gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_gamma, patience=0)
+    return None
+
+
+def model_settings_from(model: dict | None) -> dict:
+    model = dict(model or {})
+    check_keys(LMConfig, model, "model", exclude=("vocab_size",))
+    return model
+
+
+class Trainer:
+    """One training run; ``run()`` drives it. Built by :func:`train`."""
+
+    def __init__(self, cfg: TrainConfig, model_settings: dict, info: dist_util.DistInfo,
+                 resume: dict | None = None, quiet: bool = False,
+                 on_step: Callable[[Trainer], None] | None = None):
+        self.cfg, self.info, self.on_step = cfg, info, on_step
+        self.k1, self.k2 = cfg.tbptt
+        self.paths = RunPaths.for_output(cfg.output)
+        self._load_data(resume)
+        self._build_model(model_settings if resume is None else resume["model_config"])
+        self.progress, self.hidden = Progress(data_tokens=len(self.data.ids)), None
+        self.np_rng = np.random.default_rng(cfg.seed)
+        seed_everything(cfg.seed + info.rank)
+        if resume is not None:
+            self._restore(resume)
+        self.reporter = Reporter(self.total_steps, self.level, cfg.log_every, info.is_main and not quiet)
+        self.stop_requested = False
+        self.at_boundary = True
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_data(self, resume: dict | None) -> None:
+        cfg = self.cfg
+        vocab_cfg = VocabConfig(min_count=cfg.min_count, max_size=cfg.max_vocab or None)
+        vocab = Vocab.from_dict(resume["vocab"]) if resume else None
+        data = load_lm_data(cfg.data, cfg.level, cfg.lang, vocab=vocab,
+                            pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg)
+        self.data = data
+        self.level = data.pipeline.get("tokenize", {}).get("level", cfg.level)
+        split = split_stream(data.ids, cfg.valid_ratio)
+        full = batchify(split.train, cfg.batch_size)
+        self.train_data = shard_streams(full, self.info.rank, self.info.world_size).to(self.info.device)
+        self.n_cols = self.train_data.size(1)
+        self.valid_data = stream_rows(split.valid, cfg.eval_batch_size) if len(split.valid) >= 2 else None
+        epoch_steps = spans_per_epoch(self.n_cols, self.k1)
+        self.total_steps = min(cfg.epochs * epoch_steps, cfg.max_steps or math.inf)
+        self.schedule_k = cfg.schedule_k or default_schedule_k(cfg.schedule, self.total_steps)
+
+    def _build_model(self, settings: dict) -> None:
+        cfg, info = self.cfg, self.info
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        lm_cfg = LMConfig.from_dict({**settings, "vocab_size": len(self.data.vocab)})
+        self.lm = RNNLanguageModel(lm_cfg)
+        if cfg.embeddings:
+            self._load_embeddings()
+        self.lm.to(info.device)
+        self.window_loss = WindowLoss(self.lm, cfg.mode, cfg.feedback)
+        self.step_fn = self.window_loss
+        if info.enabled:
+            self.step_fn = nn.parallel.DistributedDataParallel(
+                self.window_loss, find_unused_parameters=lm_cfg.adaptive_softmax)
+        self.optimizer = make_optimizer(cfg, self.lm.parameters())
+        self.scheduler = make_scheduler(cfg, self.optimizer, self.total_steps)
+
+    def _load_embeddings(self) -> None:
+        from textseq.features.embeddings import load_vectors
+
+        found = self.lm.init_embeddings(load_vectors(self.cfg.embeddings), self.data.vocab)
+        if found == 0:
+            raise TextseqError(f"none of the vocabulary is in {self.cfg.embeddings}; wrong vectors file?")
+
+    def _restore(self, ckpt: dict) -> None:
+        self.lm.load_state_dict(ckpt["model_state"])
+        if ckpt.get("optimizer") is None or ckpt.get("progress") is None:
+            raise TextseqError("this checkpoint has no training state (optimizer/progress); cannot resume")
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        rngs = ckpt["rng"]
+        if len(rngs) != self.info.world_size:
+            raise TextseqError(f"the checkpoint was written by {len(rngs)} process(es); resume with the same "
+                               f"number (got {self.info.world_size}) to continue exactly")
+        restore_rng(rngs[self.info.rank], self.np_rng)
+        progress = dict(ckpt["progress"])
+        self.hidden = self._local_hidden(progress.pop("hidden"))
+        self.progress = Progress(**progress)
+        if self.progress.data_tokens != len(self.data.ids):
+            raise TextseqError(f"the training data changed since the checkpoint ({self.progress.data_tokens} "
+                               f"tokens then, {len(self.data.ids)} now); resume on the same data")
+
+    def _local_hidden(self, hidden):
+        """This rank's block of the saved (all-streams) hidden state."""
+        if hidden is None:
+            return None
+        if isinstance(hidden, (list, tuple)):
+            return tuple(self._local_hidden(h) for h in hidden)
+        return shard_streams(hidden.transpose(0, 1), self.info.rank, self.info.world_size) \
+            .transpose(0, 1).contiguous().to(self.info.device)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> TrainResult:
+        self.start_time, self.start_tokens = time.perf_counter(), self.progress.tokens
+        self.last_loss = math.nan
+        with self.reporter, _deferred_sigint(self):
+            try:
+                reason = self._loop()
+            except KeyboardInterrupt:
+                if not self.at_boundary:
+                    raise
+                reason = "interrupted"
+        return self._finish(reason)
+
+    def _loop(self) -> str:
+        cfg, progress = self.cfg, self.progress
+        while progress.epoch < cfg.epochs:
+            if progress.pos >= self.n_cols - 1:
+                reason = self._end_epoch()
+                if reason:
+                    return reason
+            if cfg.max_steps and progress.step >= cfg.max_steps:
+                return "max-steps"
+            self.at_boundary = False
+            self._train_step()
+            self.at_boundary = True
+            if cfg.eval_every and progress.step % cfg.eval_every == 0 and self._validate():
+                return "early-stopping"
+            if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+                self._save(self.paths.last)
+            if self.on_step is not None:
+                self.on_step(self)
+            if self._stop_requested_anywhere():
+                return "interrupted"
+        return "epochs"
+
+    def _end_epoch(self) -> str | None:
+        progress = self.progress
+        progress.epoch, progress.pos, self.hidden = progress.epoch + 1, 0, None
+        early_stop = not self.cfg.eval_every and self._validate()
+        self._save(self.paths.last)
+        if early_stop:
+            return "early-stopping"
+        return "epochs" if progress.epoch >= self.cfg.epochs else None
+
+    def _teacher_prob(self) -> float:
+        if self.cfg.mode != "scheduled-sampling":
+            return 1.0 if self.cfg.mode == "teacher-forcing" else 0.0
+        return teacher_forcing_prob(self.cfg.schedule, self.progress.step, self.schedule_k,
+                                    self.cfg.min_teacher_prob)
+
+    def _stop_requested_anywhere(self) -> bool:
+        """Ctrl-C on any rank stops every rank at the same update."""
+        flag = torch.tensor(float(self.stop_requested), device=self.info.device)
+        return bool(dist_util.mean_across(flag, self.info) > 0)
+
+    def _train_step(self) -> None:
+        cfg, progress = self.cfg, self.progress
+        span = span_at(progress.pos, self.n_cols, self.k1, self.k2)
+        self.lm.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob())
+        loss.backward()
+        if cfg.clip > 0:
+            nn.utils.clip_grad_norm_(self.lm.parameters(), cfg.clip)
+        nll = float(dist_util.mean_across(loss.detach(), self.info))
+        if not math.isfinite(nll):
+            raise TrainingDiverged(f"the training loss became {nll} at step {progress.step + 1}; "
+                                   "lower --lr or set --clip (e.g. --clip 0.25)")
+        self.optimizer.step()
+        if self.scheduler is not None and cfg.scheduler != "plateau":
+            self.scheduler.step()
+        self.hidden = hidden
+        progress.pos, progress.step = span.end, progress.step + 1
+        progress.tokens += (span.end - span.loss_start) * cfg.batch_size
+        self._record(nll)
+
+    def _record(self, nll: float) -> None:
+        progress = self.progress
+        self.last_loss = nll
+        if progress.step % self.cfg.log_every == 0 or progress.step == 1:
+            progress.history["train"].append([progress.step, nll])
+        self.reporter.step(progress.step, nll, self.tokens_per_sec())
+
+    def tokens_per_sec(self) -> float:
+        elapsed = time.perf_counter() - self.start_time
+        return (self.progress.tokens - self.start_tokens) / elapsed if elapsed > 0 else 0.0
+
+    def _validate(self) -> bool:
+        """Evaluate on the validation tail; save ``best`` on improvement; returns "stop early"."""
+        if self.valid_data is None:
+            return False
+        progress = self.progress
+        nll = evaluate_stream(self.lm, *self.valid_data, self.cfg.bptt)
+        progress.history["valid"].append([progress.step, nll])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(nll)
+        improved = progress.best_valid is None or nll < progress.best_valid
+        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}"
+                          + (" (best)" if improved else ""))
+        if improved:
+            progress.best_valid, progress.bad_evals = nll, 0
+            self._save(self.paths.best)
+        else:
+            progress.bad_evals += 1
+        self._plot()
+        return bool(self.cfg.patience) and progress.bad_evals >= self.cfg.patience
+
+    # ------------------------------------------------------------------ output
+
+    def _save(self, path: Path) -> None:
+        """Collective (every rank must call it: RNG states and hidden states are gathered); rank 0 writes."""
+        rngs = dist_util.gather_objects(capture_rng(self.np_rng), self.info)
+        hidden = self._global_hidden()
+        if not self.info.is_main:
+            return
+        save_lm(path, self.lm, train_config=asdict(self.cfg), pipeline=self.data.pipeline, vocab=self.data.vocab,
+                sources=self.data.sources, optimizer=self.optimizer, scheduler=self.scheduler, rng=rngs,
+                progress={**asdict(self.progress), "hidden": hidden})
+
+    def _global_hidden(self):
+        if self.hidden is None:
+            return None
+        parts = dist_util.gather_objects(_to_cpu(self.hidden), self.info)
+        if isinstance(self.hidden, tuple):
+            return tuple(torch.cat([p[i] for p in parts], dim=1) for i in range(len(self.hidden)))
+        return torch.cat(parts, dim=1)
+
+    def _plot(self) -> None:
+        if self.info.is_main:
+            plot_history(self.progress.history, self.paths.plot, self.level)
+
+    def _finish(self, reason: str) -> TrainResult:
+        tokens_per_sec = self.tokens_per_sec()
+        self._save(self.paths.last)
+        if self.valid_data is None or self.progress.best_valid is None:
+            self._save(self.paths.best)
+        self._plot()
+        if reason == "interrupted":
+            self.reporter.log(f"interrupted: saved {self.paths.last} (resume with --resume {self.paths.last})")
+        return TrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
+                           reason, self.last_loss, self.progress.best_valid, tokens_per_sec,
+                           self.progress.history, self.lm)
+
+
+def _to_cpu(hidden):
+    return tuple(h.detach().cpu() for h in hidden) if isinstance(hidden, tuple) else hidden.detach().cpu()
+
+
+class _deferred_sigint:
+    """Ctrl-C asks the loop to stop after the current update (then it saves and exits cleanly);
+    a second Ctrl-C interrupts at once."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.previous = trainer, None
+
+    def _handler(self, signum, frame) -> None:
+        self.trainer.stop_requested = True
+        signal.signal(signal.SIGINT, self.previous)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def train(cfg: TrainConfig, model: dict | None = None, *, resume: str | None = None, force: bool = False,
+          quiet: bool = False, on_step: Callable[[Trainer], None] | None = None) -> TrainResult:
+    """Train (or resume) an LM. ``model`` holds LMConfig fields except vocab_size (ignored on resume:
+    the checkpoint's architecture is used). ``on_step(trainer)`` runs after every update."""
+    if not cfg.data:
+        raise TextseqError("no training data given")
+    if not cfg.output:
+        raise TextseqError("no output given (-o RUN_DIR or -o model.pt)")
+    settings = model_settings_from(model)
+    info = dist_util.setup(cfg.device)
+    try:
+        ckpt = read_lm(resume) if resume else None
+        if ckpt is None:
+            RunPaths.for_output(cfg.output).check(force)
+            dist_util.barrier(info)
+        return Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, on_step=on_step).run()
+    finally:
+        dist_util.teardown(info)
+
+
+def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
+                   resume: str | None = None) -> tuple[TrainConfig, dict]:
+    """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given)."""
+    train_base: dict = {}
+    model_base: dict = {}
+    if resume:
+        ckpt = read_lm(resume)
+        train_base = dict(ckpt["train_config"])
+        model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
+    if config_file:
+        from textseq.config import load_toml
+
+        tables = load_toml(config_file)
+        train_base.update(tables["train"])
+        model_base.update(tables["model"])
+    model = merge(model_base, model_overrides)
+    if resume and model != model_base:
+        raise TextseqError("the model architecture cannot change when resuming; drop the model flags")
+    return TrainConfig.from_dict(merge(train_base, train_overrides)), model_settings_from(model)
