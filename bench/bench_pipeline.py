@@ -1,6 +1,6 @@
 """Text pipeline throughput against bare tokenizers, scaling with workers, and peak memory.
 
-    python bench/bench_pipeline.py [--repeat 3] [--scale-mb 20] [--rss-mb 100,1000] [--skip-rss]
+    python bench/bench_pipeline.py [--repeat 3] [--copies 3] [--scale-mb 40] [--rss-mb 100,1000] [--skip-rss]
 
 1. The same lines, side by side (best of --repeat interleaved runs): a bare tokenizer call per line
    (jieba.lcut, rjieba.cut, the English regexp, NLTKWordTokenizer, list() for characters), the full
@@ -16,9 +16,11 @@ Writes the same tables to bench/results/bench_pipeline.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -87,12 +89,12 @@ def time_preprocess(path: Path, cfg: PreprocessConfig) -> float:
         return time.perf_counter() - start
 
 
-def overhead_table(repeat: int) -> list[list[str]]:
+def overhead_table(repeat: int, copies: int) -> list[list[str]]:
     bare = bare_tokenizers()
     rows = [["text", "MB", "bare MB/s", "pipeline MB/s", "overhead", "preprocess() MB/s", "overhead"]]
     with tempfile.TemporaryDirectory() as tmp:
         for label, names, bare_name, cfg in CASES:
-            lines = lines_of(*names)
+            lines = lines_of(*names) * copies
             path = Path(tmp) / "input.txt"
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             pipe = Pipeline(cfg)
@@ -123,63 +125,75 @@ def big_sources() -> list[Path]:
     return shared if all(p.exists() for p in shared) else sorted(CORPORA.rglob("*.txt"))
 
 
+def cpu_times() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished children (the workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def workers_table(scale_mb: float) -> list[list[str]]:
-    rows = [["config", "input MB", "workers", "seconds", "MB/s", "speed-up", "same output"]]
+    rows = [["config", "input MB", "workers", "seconds", "MB/s", "speed-up", "CPU s main / workers",
+             "same output"]]
     with tempfile.TemporaryDirectory() as tmp:
         for label, cfg, mb in (("word, rjieba", pipeline_config("word", "rjieba"), scale_mb),
-                               ("word, jieba", pipeline_config("word"), scale_mb / 5),
+                               ("word, jieba", pipeline_config("word"), scale_mb / 4),
                                ("char", pipeline_config("char"), scale_mb)):
             path = repeated_corpus(Path(tmp) / "big.txt", mb, big_sources())
             size = path.stat().st_size / 1e6
             outputs, base = [], None
             for workers in (1, 2):
                 out = Path(tmp) / f"out{workers}"
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), cpu_times()
                 preprocess([path], out, PreprocessConfig(pipeline=cfg, workers=workers), force=True)
-                seconds = time.perf_counter() - start
+                seconds, cpu = time.perf_counter() - start, [b - a for a, b in zip(cpu, cpu_times(), strict=True)]
                 base = base or seconds
                 outputs.append((out / "ids.npy").read_bytes() + (out / "vocab.json").read_bytes())
                 rows.append([label, f"{size:.1f}", str(workers), f"{seconds:.1f}", f"{size / seconds:.2f}",
-                             f"{base / seconds:.2f}x", "yes" if outputs[-1] == outputs[0] else "NO"])
+                             f"{base / seconds:.2f}x", f"{cpu[0]:.1f} / {cpu[1]:.1f}",
+                             "yes" if outputs[-1] == outputs[0] else "NO"])
                 print(" | ".join(rows[-1]), flush=True)
     return rows
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS of the process tree in MB), polled every 50 ms."""
+def peak_rss(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return (seconds, peak RSS in MB of the whole process tree, of the main process),
+    polled every 50 ms."""
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak = 0
+    peak_tree = peak_main = 0
     while proc.poll() is None:
         try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree))
+            main = proc.memory_info().rss
+            tree = main + sum(p.memory_info().rss for p in proc.children(recursive=True))
+            peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main)
         except psutil.Error:
             pass
         time.sleep(0.05)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    return time.perf_counter() - start, peak / 1e6
+    return time.perf_counter() - start, peak_tree / 1e6, peak_main / 1e6
 
 
 def rss_table(sizes_mb: list[float]) -> list[list[str]]:
-    rows = [["input MB", "command", "seconds", "MB/s", "peak RSS MB (all processes)", "tokens", "vocabulary"]]
+    rows = [["input MB", "options", "seconds", "MB/s", "peak RSS MB, all processes", "main process",
+             "tokens", "vocabulary"]]
     textseq = str(Path(sys.executable).with_name("textseq"))
     tmp = Path(tempfile.mkdtemp(prefix="textseq-bench-"))
     try:
         for mb in sizes_mb:
             path = repeated_corpus(tmp / "big.txt", mb, big_sources())
             size = path.stat().st_size / 1e6
-            args = ["--backend", "rjieba", "--workers", "2"]
-            seconds, peak = peak_rss([textseq, "preprocess", str(path), "-o", str(tmp / "out"), *args, "-q", "--force"])
-            import json
-
-            stats = json.loads((tmp / "out" / "stats.json").read_text())
-            rows.append([f"{size:.0f}", "textseq preprocess " + " ".join(args), f"{seconds:.0f}",
-                         f"{size / seconds:.2f}", f"{peak:.0f}", f"{stats['tokens']:,}", f"{stats['vocab_size']:,}"])
-            print(" | ".join(rows[-1]), flush=True)
+            for workers in ("1", "2"):
+                args = ["--backend", "rjieba", "--workers", workers]
+                cmd = [textseq, "preprocess", str(path), "-o", str(tmp / "out"), *args, "-q", "--force"]
+                seconds, peak_tree, peak_main = peak_rss(cmd)
+                stats = json.loads((tmp / "out" / "stats.json").read_text())
+                rows.append([f"{size:.0f}", " ".join(args), f"{seconds:.0f}", f"{size / seconds:.2f}",
+                             f"{peak_tree:.0f}", f"{peak_main:.0f}", f"{stats['tokens']:,}",
+                             f"{stats['vocab_size']:,}"])
+                print(" | ".join(rows[-1]), flush=True)
+                shutil.rmtree(tmp / "out")
             path.unlink()
-            shutil.rmtree(tmp / "out")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
@@ -193,12 +207,18 @@ def markdown(title: str, rows: list[list[str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scale-mb", type=float, default=20.0, help="input size for the workers table")
+    parser.add_argument("--copies", type=int, default=3, help="copies of the ~0.3 MB samples per throughput run")
+    parser.add_argument("--scale-mb", type=float, default=40.0, help="input size for the workers table")
     parser.add_argument("--rss-mb", default="100,1000", help="input sizes for the peak-memory table")
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
     machine = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
-    parts = [f"## bench_pipeline ({machine})\n", markdown("Throughput on the same lines", overhead_table(args.repeat)),
+    notes = ("bare: the tokenizer alone, line by line; pipeline: `Pipeline.process_line` (cleaning, lowercasing "
+             "for words, tokenizing); preprocess(): the whole single-process job on a file (read, pipeline, count, "
+             "spill, vocabulary, ids.npy, vocab.json, pipeline.json). Overhead = time / bare time - 1. Best of "
+             f"{args.repeat} interleaved runs; the machine is shared with other jobs, so compare within a row.\n")
+    parts = [f"## bench_pipeline ({machine})\n", notes, markdown("Throughput on the same lines",
+                                                       overhead_table(args.repeat, args.copies)),
              markdown("Workers", workers_table(args.scale_mb))]
     if not args.skip_rss:
         parts.append(markdown("Peak memory", rss_table([float(x) for x in args.rss_mb.split(",")])))

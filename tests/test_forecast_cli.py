@@ -41,7 +41,10 @@ def test_train_predict_evaluate_end_to_end(tmp_path, csv_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
     forecast_csv = tmp_path / "next.csv"
-    assert run(["forecast", "predict", "-c", str(model), "--output", str(forecast_csv)]) == 0
+    plot = tmp_path / "p.png"
+    predict = ["forecast", "predict", "-c", str(model), "--output", str(forecast_csv), "--plot", str(plot)]
+    assert run(predict) == 0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
     rows = forecast_csv.read_text().splitlines()
     assert rows[0] == "step,price" and len(rows) == 4
     assert rows[1].startswith("2024-03-31,")  # the day after the last row

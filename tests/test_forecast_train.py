@@ -55,6 +55,15 @@ def test_every_mode_forecasts_the_whole_horizon(arch, mode):
     assert forecast.shape == (3, 5) and np.isfinite(forecast).all()
 
 
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+@pytest.mark.parametrize("mode", ["teacher", "free"])
+def test_one_step_recursive_modes_accept_several_inputs(arch, mode):
+    two = SeriesData(np.random.default_rng(0).normal(size=(120, 2)), ["a", "b"], "a", ["a", "b"])
+    cfg = ForecastConfig(seq_len=8, horizon=1, model=ModelConfig(arch=arch, hidden_size=4),
+                         train=TrainConfig(mode=mode, epochs=1))
+    assert train_forecaster(two, cfg, quiet=True).forecaster.predict(two, [100, 120]).shape == (2, 1)
+
+
 def test_forecasts_never_look_past_the_origin():
     series = sine()
     forecaster = train_forecaster(series, config(mode="teacher", stateful=True, epochs=2), quiet=True).forecaster

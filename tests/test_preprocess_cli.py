@@ -145,3 +145,14 @@ def test_refuses_to_overwrite_without_force(tmp_path, capsys, corpora_dir):
     docs, _, _ = read_docs(out)
     assert len(docs) == len((corpora_dir / "zh" / "lunyu.txt").read_text("utf-8").splitlines())
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # spill and temp files removed
+
+
+def test_progress_bar_only_on_a_terminal_and_not_quiet(tmp_path, capsys, monkeypatch, corpora_dir):
+    src = str(corpora_dir / "zh" / "lunyu.txt")
+    assert run(["preprocess", src, "-o", str(tmp_path / "a"), "--level", "char"]) == 0
+    assert "preprocessing" not in capsys.readouterr().err  # captured stderr is not a terminal
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats stderr as a terminal
+    assert run(["preprocess", src, "-o", str(tmp_path / "b"), "--level", "char"]) == 0
+    assert "preprocessing" in capsys.readouterr().err
+    assert run(["preprocess", src, "-o", str(tmp_path / "c"), "--level", "char", "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")

@@ -70,3 +70,18 @@ def test_progress_counters(corpora_dir):
     n = sum(1 for _ in reader)
     assert reader.bytes_read == reader.total_bytes == 87522 + 65163
     assert reader.lines_read == n
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 1 << 18])
+def test_block_boundaries_never_change_lines(tmp_path, corpora_dir, block_size):
+    lines = (corpora_dir / "zh" / "lunyu.txt").read_text(encoding="utf-8").splitlines()[:30]
+    lines += ["", "a very long line " * 20, "crlf", "", "last without newline"]
+    path = tmp_path / "mixed.txt"
+    path.write_bytes("\n".join(lines[:-3]).encode("gb18030") + b"\ncrlf\r\n\r\nlast without newline")
+    reader = LineReader([path], encoding="gb18030", block_size=block_size)
+    assert list(reader) == lines
+    assert reader.lines_read == len(lines) and reader.bytes_read == path.stat().st_size
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(path.read_bytes().replace("子".encode("gb18030"), b"\xff\xfe", 1))
+    with pytest.raises(TextseqError, match=r"bad\.txt line 2 as gb18030"):
+        list(LineReader([bad], encoding="gb18030", block_size=block_size))

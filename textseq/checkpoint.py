@@ -21,6 +21,7 @@ from textseq.io import atomic_path
 
 FORMAT_VERSION = 1
 MAGIC = "textseq-checkpoint"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
@@ -42,6 +43,9 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[st
         raise TextseqError(f"checkpoint {path} is a directory, expected a file")
     if path.stat().st_size == 0:
         raise TextseqError(f"checkpoint {path} is empty")
+    with open(path, "rb") as fh:
+        if fh.read(4) != ZIP_MAGIC:
+            raise TextseqError(f"{path} is not a textseq checkpoint (not a PyTorch archive)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

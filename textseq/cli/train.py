@@ -48,11 +48,18 @@ def train(
     checkpoint_every: int = Opt(None, help="Write last.pt every N steps (0: every epoch)."),
     seed: int = Opt(None, help="Random seed."),
     device: str = Opt(None, help="auto | cpu | cuda | mps."),
+    deterministic: bool = Opt(None, "--deterministic/--nondeterministic",
+                              help="torch.use_deterministic_algorithms (bit-identical reruns on GPU too)."),
+    log_every: int = Opt(None, help="Steps between log lines / loss-curve points."),
     resume: str = Opt(None, "--resume", help="Continue exactly from a checkpoint (e.g. RUN/last.pt)."),
     force: bool = Opt(False, "--force", help="Overwrite an existing output."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress output."),
 ) -> int:
-    """Train a recurrent language model; Ctrl-C saves a checkpoint that --resume continues exactly."""
+    """Train a recurrent language model; Ctrl-C saves a checkpoint that --resume continues exactly.
+
+    Other settings (eval batch size, LR step size/gamma, minimum teacher-forcing probability) can be
+    set in the --config file's \\[train] table.
+    """
     from textseq.training import resolve_config
     from textseq.training import train as run_training
 
@@ -62,7 +69,7 @@ def train(
                        epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer, momentum=momentum,
                        weight_decay=weight_decay, scheduler=scheduler, clip=clip, valid_ratio=valid_ratio,
                        eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
-                       device=device)
+                       device=device, deterministic=deterministic, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,
                        tie_weights=tie, adaptive_softmax=adaptive_softmax)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from textseq.errors import TextseqError
 
 FILL_POLICIES = ("none", "ffill", "interpolate", "drop")
 MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}
-SEASON_BY_FREQ = {"H": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "A": 1, "Y": 1}
+SEASON_BY_FREQ = {"h": 24, "H": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "A": 1, "Y": 1}
 
 
 @dataclass
@@ -32,7 +33,6 @@ class SeriesData:
     dates: list[str] | None = None
     freq: str | None = None
     name: str = "series"
-    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -60,19 +60,19 @@ class SeriesData:
         for name in [target, *inputs]:
             if name not in self.columns:
                 raise TextseqError(f"no column {name!r} in {self.name}; available: {', '.join(self.columns)}")
-        return SeriesData(self.values, self.columns, target, inputs, self.dates, self.freq, self.name, self.notes)
+        return SeriesData(self.values, self.columns, target, inputs, self.dates, self.freq, self.name)
 
 
 def season_from_freq(freq: str | None) -> int:
-    """Seasonal period implied by a pandas frequency string ('MS', 'Q-DEC', 'W-SAT', ...); 1 if unknown."""
+    """Seasonal period implied by a pandas frequency ('MS', 'QE-DEC', 'W-SAT', 'h', ...); 1 if unknown."""
     if not freq:
         return 1
-    code = freq.lstrip("0123456789").upper()
-    for prefix in ("BQ", "BM", "BA", "BY", "QS", "MS", "AS", "YS"):
-        if code.startswith(prefix):
-            code = prefix[1] if prefix[0] == "B" else prefix[0]
-            break
-    return SEASON_BY_FREQ.get(code[:1], 1)
+    code = freq.split("-")[0].lstrip("0123456789")
+    if len(code) > 1 and code[0] == "B":  # business month / quarter / year
+        code = code[1:]
+    if len(code) > 1 and code[-1] in "ES":  # period end / start
+        code = code[:-1]
+    return SEASON_BY_FREQ.get(code, 1)
 
 
 def _parse_cell(text: str, column: str, row: int) -> float:
@@ -80,7 +80,7 @@ def _parse_cell(text: str, column: str, row: int) -> float:
     if token.lower() in MISSING_TOKENS:
         return math.nan
     try:
-        value = float(token.replace("_", "x"))  # float() accepts "1_000"; a CSV cell should not
+        value = float(token)
     except ValueError:
         raise TextseqError(
             f"non-numeric value {token[:30]!r} in column {column!r} at row {row} (line {row + 1})"
@@ -113,6 +113,8 @@ def fill_missing(values: np.ndarray, columns: list[str], policy: str, rows: np.n
         raise TextseqError(f"missing value in {where}; choose --fill ffill|interpolate|drop")
     if policy == "drop":
         keep = ~missing.any(axis=1)
+        if not keep.any():
+            raise TextseqError(f"every row has a missing value (first: {where}); nothing is left after --fill drop")
         return values[keep], keep
     import pandas as pd
 
@@ -134,16 +136,27 @@ def _read_table(path: Path, encoding: str):
     if path.is_dir():
         raise TextseqError(f"data file {path} is a directory")
     try:
-        # blank lines are kept (as missing rows): skipping them would silently shift the time axis
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, skipinitialspace=True,
-                            skip_blank_lines=False).fillna("")
-    except UnicodeDecodeError:
+        # blank lines are kept (as missing rows): skipping them would silently shift the time axis;
+        # index_col=False + ParserWarning as an error: rows longer than the header would otherwise
+        # silently turn the first column into the index and shift every value one column over
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, skipinitialspace=True,
+                                skip_blank_lines=False, index_col=False).fillna("")
+    except LookupError:
+        raise TextseqError(f"unknown or non-text encoding {encoding!r}") from None
+    except UnicodeError:  # UnicodeDecodeError, and UTF-16 without a byte-order mark
         raise TextseqError(f"cannot decode {path} as {encoding}; try --encoding gb18030 or latin-1") from None
+    except pd.errors.ParserWarning:
+        raise TextseqError(f"cannot parse {path} as CSV: data rows have more fields than the header") from None
     except pd.errors.EmptyDataError:
         raise TextseqError(f"data file {path} is empty") from None
     except pd.errors.ParserError as exc:
         raise TextseqError(f"cannot parse {path} as CSV: {' '.join(str(exc).split())}") from None
     table.columns = [str(c).strip() for c in table.columns]
+    duplicates = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
+    if duplicates:
+        raise TextseqError(f"{path} has duplicate column names: {', '.join(map(repr, duplicates))}")
     filled = (table.apply(lambda column: column.str.strip()) != "").any(axis=1).to_numpy()
     table = table.iloc[: int(np.flatnonzero(filled)[-1]) + 1 if filled.any() else 0]  # trailing blank lines
     if table.empty:
@@ -161,7 +174,12 @@ def _parse_dates(table, date_column: str) -> tuple[list[str], str | None]:
     if dates.isna().any():
         row = int(np.flatnonzero(dates.isna().to_numpy())[0]) + 1
         raise TextseqError(f"missing date in column {date_column!r} at row {row} (line {row + 1})")
-    bad = np.flatnonzero(np.diff(dates.to_numpy().astype("datetime64[ns]").astype(np.int64)) <= 0)
+    outside = np.flatnonzero(((dates.dt.year < 1) | (dates.dt.year > 9999)).to_numpy())
+    if len(outside):
+        row = int(outside[0]) + 1
+        raise TextseqError(f"date outside years 1-9999 in column {date_column!r} at row {row} (line {row + 1})")
+    # in the dates' own unit (not cast to ns, which silently overflows outside 1677-2262)
+    bad = np.flatnonzero((dates.diff().iloc[1:] <= pd.Timedelta(0)).to_numpy())
     if len(bad):
         row = int(bad[0]) + 2
         raise TextseqError(f"dates in column {date_column!r} are not strictly increasing at row {row} (line {row + 1})")
@@ -175,7 +193,7 @@ def _choose_columns(available: list[str], target: str | None, inputs: list[str] 
             raise TextseqError(f"no column {name!r} in the CSV; available: {', '.join(available)}")
     if target is None:
         candidates = [c for c in (inputs or available) if c != date_column]
-        if len(candidates) != 1 and not inputs:
+        if not candidates or (len(candidates) != 1 and not inputs):
             raise TextseqError(f"choose the column to forecast with --target (one of: {', '.join(candidates)})")
         target = candidates[0]
     return target, list(inputs) if inputs else [target]

@@ -59,6 +59,8 @@ def states_along(model: nn.Module, x: torch.Tensor) -> list[Hidden]:
 
 
 class Forecaster:
+    """Configuration + fitted transform + trained network(s) (an ensemble is averaged)."""
+
     def __init__(self, cfg: ForecastConfig, spec: SeriesSpec, transform: SeriesTransform, models: list[nn.Module]):
         self.cfg, self.spec, self.transform, self.models = cfg, spec, transform, models
 

@@ -91,8 +91,8 @@ def rollout(model: nn.Module, x: Tensor, horizon: int, hidden: Hidden | None = N
             pred = out[:, -1]
         preds.append(pred)
     else:
-        for _ in range(horizon):
-            pred = model(x)
-            preds.append(pred)
-            x = torch.cat([x[:, 1:], pred[:, None, :]], dim=1)
+        preds.append(model(x))
+        for _ in range(horizon - 1):
+            x = torch.cat([x[:, 1:], preds[-1][:, None, :]], dim=1)
+            preds.append(model(x))
     return torch.cat(preds, dim=1)

@@ -140,17 +140,27 @@ def _progress(quiet: bool):
                     TimeElapsedColumn(), transient=True, disable=quiet or not sys.stderr.isatty())
 
 
+def validation_origins(cfg: ForecastConfig, split: Split, lag: int) -> np.ndarray:
+    """Origins whose whole horizon lies in the validation part (and which have a full window)."""
+    origins = np.arange(max(split.val_start, cfg.seq_len + lag), split.test_start - cfg.horizon + 1)
+    if len(origins) == 0:
+        raise TextseqError(
+            f"the validation part ({split.test_start - split.val_start} points) has no room for a window of "
+            f"{cfg.seq_len} and horizon {cfg.horizon}; raise --val-frac or use a longer series"
+        )
+    return origins
+
+
 def train_one(cfg: ForecastConfig, forecaster: Forecaster, series: SeriesData, split: Split, seed: int,
               on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[nn.Module, float, int]:
     """Train one network with early stopping on the validation MAE; returns (best model, its MAE, epochs)."""
     torch.manual_seed(seed)
     cfg_seed = copy.deepcopy(cfg)
     cfg_seed.train.seed = seed
-    inputs = np.stack([series.column(c) for c in series.inputs], axis=1)
-    x, z = forecaster.transform.encode(inputs, series.target_values)
+    x, z = forecaster.transform.encode(series.input_values, series.target_values)
     model = build_models(cfg, len(series.inputs))
     trainer = _Trainer(cfg_seed, model, x, z, split, forecaster.transform.lag)
-    val_origins = np.arange(split.val_start, split.test_start - cfg.horizon + 1)
+    val_origins = validation_origins(cfg, split, forecaster.transform.lag)
     val_truth = np.stack([series.target_values[o:o + cfg.horizon] for o in val_origins])
     single = Forecaster(cfg, forecaster.spec, forecaster.transform, [model])
     best = (np.inf, copy.deepcopy(model.state_dict()), 0)
@@ -172,14 +182,9 @@ def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | Non
     """Fit the transform on the training part, then train ``cfg.train.ensemble`` networks."""
     validate_config(cfg, series)
     split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
-    if split.test_start - cfg.horizon < split.val_start:
-        raise TextseqError(
-            f"the validation part ({split.test_start - split.val_start} points) is shorter than the horizon "
-            f"{cfg.horizon}; raise --val-frac or use a longer series"
-        )
-    inputs = np.stack([series.column(c) for c in series.inputs], axis=1)
     transform = SeriesTransform(cfg.transform, [c == series.target for c in series.inputs])
-    transform.fit(inputs, series.target_values, split.val_start)
+    transform.fit(series.input_values, series.target_values, split.val_start)
+    validation_origins(cfg, split, transform.lag)  # fail before training if there are none
     forecaster = Forecaster(cfg, SeriesSpec.of(series, source), transform, [])
     result = TrainResult(forecaster, split)
     with _progress(quiet) as progress:

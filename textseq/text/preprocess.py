@@ -92,17 +92,8 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
     reader = LineReader(sources, cfg.encoding)
     out = check_output_dir(out_dir, force)
     start = time.perf_counter()
-    report = (lambda: on_progress(reader.bytes_read, reader.total_bytes)) if on_progress else None
     with tempfile.TemporaryDirectory(dir=out, prefix=".spill-") as tmp:
-        spill = TokenSpill(Path(tmp) / "tokens.u32")
-        try:
-            count_pass(reader, spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report)
-        finally:
-            spill.close()
-        if reader.lines_read == 0:
-            raise TextseqError(f"the input is empty ({_names(reader)})")
-        if spill.n_docs == 0:
-            raise TextseqError(f"no tokens left after preprocessing {_names(reader)}: check the cleaning options")
+        spill = _count(reader, cfg, Path(tmp) / "tokens.u32", on_progress)
         vocab = Vocab.build(spill.token_counts(), cfg.vocab)
         dtype = spill.write_ids(out / IDS_FILE, vocab)
         vocab.save(out / VOCAB_FILE)
@@ -111,15 +102,29 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
         oov = spill.oov_tokens(vocab)
         stats = PreprocessStats(
             files=len(reader.sources), lines=reader.lines_read, docs=spill.n_docs, tokens=spill.n_tokens,
-            types=len(spill.stoi), vocab_size=len(vocab), oov_tokens=oov,
-            oov_rate=oov / spill.n_tokens if spill.n_tokens else 0.0, bytes=reader.bytes_read,
-            seconds=0.0, mb_per_s=0.0, ids_dtype=dtype.name, top_tokens=_top_tokens(vocab),
-            outputs=outputs, features=features)
+            types=len(spill.stoi), vocab_size=len(vocab), oov_tokens=oov, oov_rate=oov / spill.n_tokens,
+            bytes=reader.bytes_read, seconds=time.perf_counter() - start, mb_per_s=0.0, ids_dtype=dtype.name,
+            top_tokens=_top_tokens(vocab), outputs=outputs, features=features)
+    stats.mb_per_s = stats.bytes / 1e6 / stats.seconds
     atomic_write_text(out / PIPELINE_FILE, json.dumps(pipeline_record(cfg, stats), ensure_ascii=False, indent=1))
-    stats.seconds = time.perf_counter() - start
-    stats.mb_per_s = stats.bytes / 1e6 / stats.seconds if stats.seconds > 0 else 0.0
     atomic_write_text(out / STATS_FILE, json.dumps(asdict(stats), ensure_ascii=False, indent=1))
     return stats
+
+
+def _count(reader: LineReader, cfg: PreprocessConfig, spill_path: Path,
+           on_progress: Callable[[int, int | None], None] | None) -> TokenSpill:
+    """The count pass: every token of every document, counted and spilled."""
+    report = (lambda: on_progress(reader.bytes_read, reader.total_bytes)) if on_progress else None
+    spill = TokenSpill(spill_path)
+    try:
+        count_pass(reader.blocks(), spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report)
+    finally:
+        spill.close()
+    if reader.lines_read == 0:
+        raise TextseqError(f"the input is empty ({_names(reader)})")
+    if spill.n_tokens == 0:
+        raise TextseqError(f"no tokens left after preprocessing {_names(reader)}: check the cleaning options")
+    return spill
 
 
 def pipeline_record(cfg: PreprocessConfig, stats: PreprocessStats) -> dict:
@@ -147,7 +152,8 @@ def _names(reader: LineReader) -> str:
 
 
 def _top_tokens(vocab: Vocab, n: int = 10) -> list[tuple[str, int]]:
-    return sorted(vocab.counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+    """Vocabulary ids follow descending counts, right after the specials."""
+    return [(token, vocab.counts[token]) for token in vocab.itos[len(vocab.specials):len(vocab.specials) + n]]
 
 
 def heldout_split(docs: SpillDocs, ratio: float) -> tuple[SpillDocs, SpillDocs]:
