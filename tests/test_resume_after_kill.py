@@ -26,9 +26,9 @@ LM_FLAGS = ["--level", "char", "--layers", "1", "--hidden", "32", "--emb", "16",
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def textseq(*args: str) -> subprocess.Popen:
+def textseq(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "from textseq.cli import main; main()", *args],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -42,6 +42,15 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
         assert proc.poll() is None, f"training ended before writing {path}: {proc.stderr.read().decode()}"
         assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
         time.sleep(0.02)
+
+
+def wait_for_write(run_dir: Path, proc: subprocess.Popen, timeout: float = 3) -> bool:
+    """Spin until a temporary file of an atomic write shows up in ``run_dir`` (or give up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(name.endswith(".tmp") for name in os.listdir(run_dir)):
+            return True
+    return False
 
 
 def model_state(path: Path) -> dict[str, torch.Tensor]:
@@ -68,7 +77,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, text)
     reference = textseq("train", str(text), "-o", str(reference_dir), *LM_FLAGS)  # runs alongside
     try:
         wait_for(killed_dir / "last.pt", victim)
-        time.sleep(0.3)  # land somewhere inside a later step, possibly inside a checkpoint write
+        wait_for_write(killed_dir, victim)  # the harshest moment: while the next checkpoint is being written
         assert victim.poll() is None, "the run finished before it could be killed; make it longer"
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
@@ -79,7 +88,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, text)
     finish(reference)
 
     # Only complete checkpoints carry the .pt name; a write cut short by the kill can only leave a
-    # hidden ".last.pt.XXXX.tmp" (textseq.io.atomic_path), which nothing ever loads or resumes from.
+    # hidden ".best.pt.XXXX.tmp" / ".last.pt.XXXX.tmp" (textseq.io.atomic_path): not *.pt, never
+    # loaded or resumed from (nothing globs the run directory), though nothing removes it either.
     checkpoints = sorted(killed_dir.glob("*.pt"))
     assert killed_dir / "last.pt" in checkpoints
     for path in checkpoints:
@@ -96,3 +106,20 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, text)
     assert_same_weights(killed_dir / "best.pt", reference_dir / "best.pt")
     reference = load_checkpoint(reference_dir / "last.pt", "lm")
     assert resumed["progress"]["best_valid"] == reference["progress"]["best_valid"]
+    assert sorted(p.name for p in killed_dir.glob("*.pt")) == ["best.pt", "last.pt"]
+
+
+def test_resume_from_another_directory_when_the_run_used_relative_paths(tmp_path, text):
+    """A killed job is often resumed from another shell or job script: relative data/output paths
+    given at the start must not be re-read relative to the new working directory."""
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "data.txt").write_text(text.read_text(encoding="utf-8")[:5000], encoding="utf-8")
+    tiny = ["--level", "char", "--layers", "1", "--hidden", "8", "--emb", "8", "--bptt", "8", "--batch-size", "4",
+            "--checkpoint-every", "2", "--quiet"]
+    finish(textseq("train", "data.txt", "-o", "run", *tiny, "--max-steps", "2", cwd=first))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    finish(textseq("train", "--resume", str(first / "run" / "last.pt"), "--max-steps", "4", "--quiet", cwd=elsewhere))
+    assert load_checkpoint(first / "run" / "last.pt", "lm")["progress"]["step"] == 4
+    assert list(elsewhere.iterdir()) == []  # nothing written relative to the new working directory

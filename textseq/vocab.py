@@ -138,7 +138,7 @@ class Vocab:
         return cls(data["tokens"], data.get("counts"), data.get("specials", DEFAULT_SPECIALS))
 
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=0))
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
