@@ -77,6 +77,7 @@ def test_binary_input(capsys, tmp_path, command):
     binary = tmp_path / "model.bin"
     binary.write_bytes(bytes(range(256)) * 64)
     fails_cleanly(capsys, [command, str(binary), "-o", str(tmp_path / "out")], "binary")
+    assert not (tmp_path / "out").exists(), "a failed run must not leave an output behind"
 
 
 @pytest.mark.parametrize("command", ["preprocess", "train"])
@@ -91,15 +92,17 @@ def test_directory_without_text(capsys, tmp_path):
     fails_cleanly(capsys, ["preprocess", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
 
 
-def test_huge_single_line_is_handled_or_refused_cleanly(capsys, tmp_path):
+def test_huge_single_line_is_refused_with_bounded_memory(capsys, tmp_path):
     big = tmp_path / "big.txt"
-    big.write_bytes(b"a" * (50 * 1024 * 1024) + b"\n")
-    capsys.readouterr()
-    code = run(["preprocess", str(big), "-o", str(tmp_path / "out"), "--level", "char", "--quiet"])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    if code != 0:
-        assert err.strip().splitlines()[-1].startswith("error: ") and "line" in err
+    big.write_bytes(b"first line\n" + b"a" * (50 * 1024 * 1024) + b"\n")
+    fails_cleanly(capsys, ["preprocess", str(big), "-o", str(tmp_path / "out"), "--level", "char"],
+                  "big.txt line 2", "longer than 16 MB", "--max-line-mb")
+    fails_cleanly(capsys, ["train", str(big), "-o", str(tmp_path / "run"), *TINY_LM], "line 2", "longer than")
+    long_line = tmp_path / "long.txt"
+    long_line.write_bytes(b"b" * (3 * 1024 * 1024) + b"\n")
+    argv = ["preprocess", str(long_line), "--level", "char", "--quiet"]
+    fails_cleanly(capsys, [*argv, "-o", str(tmp_path / "no"), "--max-line-mb", "1"], "longer than 1 MB")
+    assert run([*argv, "-o", str(tmp_path / "ok"), "--max-line-mb", "4"]) == 0
 
 
 def test_existing_output_is_not_overwritten(capsys, tmp_path):

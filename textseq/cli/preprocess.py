@@ -69,6 +69,8 @@ def preprocess(
     w2v_min_count: int = Opt(None, help="word2vec min count.", rich_help_panel=FEATURES),
     workers: int = Opt(1, help="Tokenizer processes (same output as 1).", rich_help_panel=RUN),
     encoding: str = Opt("utf-8", help="Input encoding, e.g. gb18030.", rich_help_panel=RUN),
+    max_line_mb: float = Opt(16.0, help="Refuse lines longer than this (one line is held in memory).",
+                             rich_help_panel=RUN),
     keep_empty: bool = Opt(False, "--keep-empty", help="Keep lines without tokens as empty documents.",
                            rich_help_panel=RUN),
     force: bool = Opt(False, "--force", help="Overwrite a non-empty output directory.", rich_help_panel=RUN),
@@ -103,7 +105,8 @@ def preprocess(
            if value is not None}
     features = FeatureConfig(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
                              heldout_ratio=heldout_ratio, word2vec=w2v if word2vec or w2v else None)
-    cfg = PreprocessConfig(pipeline, vocab, features, encoding=encoding, workers=workers, keep_empty=keep_empty)
+    cfg = PreprocessConfig(pipeline, vocab, features, encoding=encoding, max_line_mb=max_line_mb,
+                           workers=workers, keep_empty=keep_empty)
     with _progress(quiet) as on_progress:
         stats = run_preprocess(inputs, output, cfg, force=force, on_progress=on_progress)
     if not quiet:

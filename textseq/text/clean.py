@@ -70,7 +70,7 @@ def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
     punct = _punct_regex() if cfg.remove_punct else None
     normalize, is_normalized = unicodedata.normalize, unicodedata.is_normalized
 
-    def clean(line: str) -> str:
+    def normalize_chars(line: str) -> str:
         if control and not line.isprintable():  # first, so no later regex sees a NUL or a BOM
             line = CONTROL.sub("", line)
         if not line.isascii():
@@ -79,8 +79,15 @@ def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
                 line = normalize("NFC", normalize("NFKD", line))
             if t2s:
                 line = t2s(line)
+        return line
+
+    def clean(line: str) -> str:
+        line = normalize_chars(line)
         if html_tags and ("<" in line or "&" in line):
-            line = html.unescape(HTML_TAG.sub(" ", line))
+            unescaped = html.unescape(HTML_TAG.sub(" ", line))
+            # Entities can spell anything (&#8203; &#xff21; &#x5B78;): normalize what they produced too.
+            # HTML runs after NFKC on purpose: NFKC turns full-width brackets into a tag the regex removes.
+            line = normalize_chars(unescaped) if "&" in line else unescaped
         if urls and ("://" in line or "www." in line):
             line = URL.sub(" ", line)
         if emails and "@" in line:

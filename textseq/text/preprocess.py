@@ -8,6 +8,7 @@ maps them to final ids with numpy. Features read their documents back from the s
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from textseq.errors import TextseqError
 from textseq.io import atomic_open, atomic_write_text, check_output_dir
 from textseq.text.job import SpillDocs, TokenSpill, count_pass
 from textseq.text.pipeline import PipelineConfig
-from textseq.text.reader import LineReader
+from textseq.text.reader import MAX_LINE_MB, LineReader
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
@@ -48,6 +49,7 @@ class PreprocessConfig:
     vocab: VocabConfig = field(default_factory=VocabConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoding: str = "utf-8"
+    max_line_mb: float = MAX_LINE_MB
     workers: int = 1
     keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
 
@@ -89,8 +91,19 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
     """
     cfg = cfg or PreprocessConfig()
     validate(cfg)
-    reader = LineReader(sources, cfg.encoding)
+    reader = LineReader(sources, cfg.encoding, max_line_mb=cfg.max_line_mb)
+    created = not Path(out_dir).exists()
     out = check_output_dir(out_dir, force)
+    try:
+        return _run(reader, out, cfg, on_progress)
+    except BaseException:
+        if created:  # a failed run leaves nothing behind, not even an empty directory
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run(reader: LineReader, out: Path, cfg: PreprocessConfig,
+         on_progress: Callable[[int, int | None], None] | None) -> PreprocessStats:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out, prefix=".spill-") as tmp:
         spill = _count(reader, cfg, Path(tmp) / "tokens.u32", on_progress)

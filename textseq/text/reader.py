@@ -19,6 +19,7 @@ from textseq.errors import TextseqError
 
 TEXT_SUFFIXES = (".txt", ".text")  # in directories; a file named explicitly is read whatever its name
 STDIN = "-"
+MAX_LINE_MB = 16  # a line is one document held in memory at once: bound it so memory stays bounded
 
 
 def _is_text_file(path: Path) -> bool:
@@ -56,6 +57,8 @@ def check_encoding(encoding: str) -> str:
         name = codecs.lookup(encoding).name
     except LookupError:
         raise TextseqError(f"unknown encoding {encoding!r}") from None
+    if not getattr(codecs.lookup(encoding), "_is_text_encoding", True):
+        raise TextseqError(f"{encoding!r} is not a text encoding; use e.g. utf-8, gb18030 or gbk")
     if name.startswith(("utf-16", "utf-32")):
         raise TextseqError(f"encoding {encoding} is not supported; convert the input to UTF-8 first")
     return name
@@ -68,8 +71,12 @@ class LineReader:
     ``total_bytes`` is the size of all inputs when known (plain files only), else None.
     """
 
-    def __init__(self, sources: Iterable[str | Path], encoding: str = "utf-8", block_size: int = 1 << 18):
+    def __init__(self, sources: Iterable[str | Path], encoding: str = "utf-8", block_size: int = 1 << 18,
+                 max_line_mb: float = MAX_LINE_MB):
+        if max_line_mb <= 0:
+            raise TextseqError(f"the line length limit must be positive, got {max_line_mb} MB")
         self.encoding = check_encoding(encoding)
+        self.max_line_bytes = int(max_line_mb * (1 << 20))
         self.sources = expand_sources(sources)
         self.block_size = block_size
         self.bytes_read = 0
@@ -107,6 +114,11 @@ class LineReader:
                 cut = data.rfind(b"\n") + 1 if data else len(carry)
                 if not cut and data:
                     carry += data  # a line longer than the block: read on
+                    if len(carry) > self.max_line_bytes:
+                        raise TextseqError(
+                            f"{name} line {self.lines_read - first_line + 2} is longer than "
+                            f"{self.max_line_bytes / (1 << 20):g} MB; split it into lines (one document per line) "
+                            "or raise --max-line-mb")
                     continue
                 raw, carry = carry + data[:cut], data[cut:]
                 if raw:
@@ -120,6 +132,8 @@ class LineReader:
         except UnicodeDecodeError as exc:
             line = lines_before + raw[:exc.start].count(b"\n") + 1
             raise TextseqError(_decode_message(name, line, raw, exc, self.encoding)) from None
+        except UnicodeError as exc:
+            raise TextseqError(f"cannot decode {name} after line {lines_before} as {self.encoding}: {exc}") from None
         if lines_before == 0 and text.startswith("\ufeff"):
             text = text[1:]  # byte-order mark
         if "\r" in text:
@@ -149,6 +163,6 @@ def _open_binary(source: Path | str) -> contextlib.AbstractContextManager[Binary
         raise TextseqError(f"cannot read {source}: permission denied") from None
 
 
-def read_lines(source: str | Path, encoding: str = "utf-8") -> Iterator[str]:
+def read_lines(source: str | Path, encoding: str = "utf-8", max_line_mb: float = MAX_LINE_MB) -> Iterator[str]:
     """Stream the lines of a file, a directory (all text files, sorted, recursive), a .gz file or "-" (stdin)."""
-    return iter(LineReader([source], encoding))
+    return iter(LineReader([source], encoding, max_line_mb=max_line_mb))
