@@ -90,6 +90,8 @@ def load_lm_data(source: str | os.PathLike, level: str = "char", lang: str = "au
     if vocab is None:
         vocab = Vocab.from_docs(tokenize_text(source, pipeline), vocab_config)
     ids = encode_lines(tokenize_text(source, pipeline), vocab)
+    if not np.any(ids != vocab.stoi[EOS]):
+        raise TextseqError(f"the training text {source} is empty (no tokens)")
     return LMData(ids, vocab, pipeline, [str(Path(source).resolve())])
 
 

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +162,20 @@ class RunPaths:
             return cls(out, out.with_name(out.stem + ".last.pt"), out.with_name(out.stem + ".loss.png"), None)
         return cls(out / "best.pt", out / "last.pt", out / "loss.png", out)
 
-    def check(self, force: bool) -> None:
+    def refuse_existing(self, force: bool) -> None:
+        """Fail fast, before any work and without creating anything, if outputs would be overwritten."""
+        if self.directory is not None:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise TextseqError(f"output {self.directory} exists and is not a directory")
+            if self.directory.is_dir() and any(self.directory.iterdir()) and not force:
+                raise TextseqError(f"output directory {self.directory} is not empty (use --force to overwrite)")
+            return
+        for path in (self.best, self.last):
+            if path.exists() and not force:
+                raise TextseqError(f"output {path} already exists (use --force to overwrite)")
+
+    def prepare(self, force: bool) -> None:
+        """Create the output location (once the data has loaded, so bad input leaves nothing behind)."""
         if self.directory is not None:
             check_output_dir(self.directory, force)
         else:
@@ -204,12 +217,15 @@ class Trainer:
     """One training run; ``run()`` drives it. Built by :func:`train`."""
 
     def __init__(self, cfg: TrainConfig, model_settings: dict, info: dist_util.DistInfo,
-                 resume: dict | None = None, quiet: bool = False,
+                 resume: dict | None = None, quiet: bool = False, force: bool = False,
                  on_step: Callable[[Trainer], None] | None = None):
         self.cfg, self.info, self.on_step = cfg, info, on_step
         self.k1, self.k2 = cfg.tbptt
         self.paths = RunPaths.for_output(cfg.output)
         self._load_data(resume)
+        if resume is None:
+            self.paths.prepare(force)
+            dist_util.barrier(info)
         self._build_model(model_settings if resume is None else resume["model_config"])
         self.progress, self.hidden = Progress(data_tokens=len(self.data.ids)), None
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -471,13 +487,14 @@ def train(cfg: TrainConfig, model: dict | None = None, *, resume: str | None = N
     if not cfg.output:
         raise TextseqError("no output given (-o RUN_DIR or -o model.pt)")
     settings = model_settings_from(model)
+    # absolute paths in the stored config: a resume may start from another working directory
+    cfg = replace(cfg, data=str(Path(cfg.data).resolve()), output=str(Path(cfg.output).resolve()))
     info = dist_util.setup(cfg.device)
     try:
         ckpt = read_lm(resume) if resume else None
         if ckpt is None:
-            RunPaths.for_output(cfg.output).check(force)
-            dist_util.barrier(info)
-        return Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, on_step=on_step).run()
+            RunPaths.for_output(cfg.output).refuse_existing(force)
+        return Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, force=force, on_step=on_step).run()
     finally:
         dist_util.teardown(info)
 

@@ -1,0 +1,6 @@
+"""`python -m textseq` runs the CLI (also what torchrun launches: `torchrun -m textseq train ...`)."""
+
+from textseq.cli import main
+
+if __name__ == "__main__":
+    main()
