@@ -4,7 +4,6 @@ never a traceback, and never overwrites or loses existing files."""
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import pytest
@@ -147,7 +146,7 @@ def test_malicious_checkpoint_is_refused_not_executed(capsys, tmp_path, lm_check
     marker = tmp_path / "pwned"
     data["payload"] = _Exploit(str(marker))
     evil = tmp_path / "evil.pt"
-    torch.save(data, evil, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    torch.save(data, evil)
     fails_cleanly(capsys, ["generate", str(evil), "--prompt", "子"], "refusing")
     fails_cleanly(capsys, ["forecast", "predict", "-c", str(evil)], "refusing")
     assert not marker.exists()

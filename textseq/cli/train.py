@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -74,8 +75,11 @@ def train(
                        tie_weights=tie, adaptive_softmax=adaptive_softmax)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
-    if not quiet:
-        typer.echo(f"{result.stop_reason} after {result.steps} steps; best checkpoint: {result.best_checkpoint}",
+    if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        why = {"epochs": "all epochs done", "max-steps": "--max-steps reached",
+               "early-stopping": "early stopping", "interrupted": "interrupted"}.get(result.stop_reason,
+                                                                                   result.stop_reason)
+        typer.echo(f"stopped ({why}) after {result.steps} steps; best checkpoint: {result.best_checkpoint}",
                    err=True)
     return 130 if result.stop_reason == "interrupted" else 0
 
