@@ -207,3 +207,9 @@ def test_forecast_checkpoint_not_overwritten(capsys, tmp_path, series_csv):
     target.write_bytes(b"precious")
     fails_cleanly(capsys, _forecast_train(series_csv, tmp_path), "--force")
     assert target.read_bytes() == b"precious"
+
+
+def test_resume_refuses_a_different_stream_layout(capsys, lm_checkpoint):
+    last = lm_checkpoint.parent / "last.pt"
+    fails_cleanly(capsys, ["train", "--resume", str(last), "--batch-size", "3", "--quiet"], "--batch-size")
+    fails_cleanly(capsys, ["train", "--resume", str(last), "--hidden", "99", "--quiet"], "architecture")

@@ -24,13 +24,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
         raise TextseqError(f"output {path} is a directory, expected a file path")
     if path.exists() and not force:
         raise TextseqError(f"output {path} already exists (use --force to overwrite)")
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TextseqError(f"cannot create output directory {parent}: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise TextseqError(f"output directory {parent} is not writable")
+    _make_writable_dir(path.parent)
     return path
 
 
@@ -41,13 +35,17 @@ def check_output_dir(path: str | os.PathLike, force: bool = False) -> Path:
         raise TextseqError(f"output {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise TextseqError(f"output directory {path} is not empty (use --force to overwrite)")
+    _make_writable_dir(path)
+    return path
+
+
+def _make_writable_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TextseqError(f"cannot create output directory {path}: {exc.strerror}") from None
     if not os.access(path, os.W_OK):
         raise TextseqError(f"output directory {path} is not writable")
-    return path
 
 
 def _current_umask() -> int:

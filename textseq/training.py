@@ -499,6 +499,10 @@ def train(cfg: TrainConfig, model: dict | None = None, *, resume: str | None = N
         dist_util.teardown(info)
 
 
+# The layout of the data streams and the hidden state carried across them.
+FIXED_ON_RESUME = ("level", "lang", "batch_size", "valid_ratio")
+
+
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
                    resume: str | None = None) -> tuple[TrainConfig, dict]:
     """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given)."""
@@ -517,4 +521,10 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
     model = merge(model_base, model_overrides)
     if resume and model != model_base:
         raise TextseqError("the model architecture cannot change when resuming; drop the model flags")
-    return TrainConfig.from_dict(merge(train_base, train_overrides)), model_settings_from(model)
+    train = merge(train_base, train_overrides)
+    if resume:
+        changed = [key for key in FIXED_ON_RESUME if train.get(key) != train_base.get(key)]
+        if changed:
+            flags = ", ".join("--" + key.replace("_", "-") for key in changed)
+            raise TextseqError(f"{flags} cannot change when resuming (the carried streams depend on it)")
+    return TrainConfig.from_dict(train), model_settings_from(model)
