@@ -191,7 +191,8 @@ def _print_summary(stats, output: str) -> None:
             ("top tokens", "  ".join(f"{tok!r} {n:,}" for tok, n in stats.top_tokens[:8]))]
     lm = stats.features.get("ngram_lm")
     if lm:
-        rows.append((f"{lm['order']}-gram KN perplexity", f"{lm['perplexity']:.2f} ({lm['heldout_docs']:,} docs)"))
+        score = f"ppl {lm['perplexity']:.2f}, {lm['bits_per_token']:.3f} bits/token ({lm['heldout_docs']:,} docs)"
+        rows.append((f"{lm['order']}-gram KN held-out", score))
     for name, path in stats.outputs.items():
         rows.append((name, path))
     for row in rows:
