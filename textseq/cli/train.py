@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from textseq.errors import TextseqError
+
 Opt = typer.Option
 
 
@@ -55,6 +57,8 @@ def train(
     resume: str = Opt(None, "--resume", help="Continue exactly from a checkpoint (e.g. RUN/last.pt)."),
     force: bool = Opt(False, "--force", help="Overwrite an existing output."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress output."),
+    threads: int = Opt(0, help="Torch CPU threads (0: torch's default; 1 is often fastest for small models "
+                               "or on a busy machine)."),
 ) -> int:
     """Train a recurrent language model; Ctrl-C saves a checkpoint that --resume continues exactly.
 
@@ -73,6 +77,12 @@ def train(
                        device=device, deterministic=deterministic, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,
                        tie_weights=tie, adaptive_softmax=adaptive_softmax)
+    if threads < 0:
+        raise TextseqError(f"--threads must be 0 (torch's default) or positive, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
     if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
