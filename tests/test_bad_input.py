@@ -202,6 +202,12 @@ def test_csv_missing_column_and_file(capsys, tmp_path, series_csv):
     fails_cleanly(capsys, _forecast_train(tmp_path, tmp_path))
 
 
+def test_bad_forecast_numbers(capsys, tmp_path, series_csv, forecast_checkpoint):
+    fails_cleanly(capsys, _forecast_train(series_csv, tmp_path, "--threads", "0"), "--threads")
+    fails_cleanly(capsys, _forecast_train(series_csv, tmp_path, "--weight-decay", "-1"), "--weight-decay")
+    fails_cleanly(capsys, ["forecast", "predict", "-c", str(forecast_checkpoint), "--threads", "-2"], "--threads")
+
+
 def test_forecast_checkpoint_not_overwritten(capsys, tmp_path, series_csv):
     target = tmp_path / "m.pt"
     target.write_bytes(b"precious")

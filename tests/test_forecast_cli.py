@@ -71,3 +71,14 @@ def test_datasets_lists_builtins(capsys):
     assert run(["forecast", "datasets"]) == 0
     out = capsys.readouterr().out
     assert "airline" in out and "sunspots" in out and "tbilrate" in out
+
+
+def test_train_on_everything_skips_the_test_report(tmp_path, csv_path, capsys):
+    argv = ["forecast", "train", "--data", str(csv_path), "--target", "price", "--seq-len", "8", "--epochs", "2",
+            "--test-frac", "0", "--out", str(tmp_path / "all.pt"), "-q"]
+    assert run(argv) == 0
+    assert "nothing to evaluate" in capsys.readouterr().out
+    assert run(["forecast", "predict", "-c", str(tmp_path / "all.pt")]) == 0
+    bad = argv[:-3] + ["--out", str(tmp_path / "x.pt"), "--baselines", "oracle"]
+    assert run(bad) == 2
+    assert not (tmp_path / "x.pt").exists()

@@ -106,6 +106,12 @@ def test_invalid_setups_are_clear_errors():
         train_forecaster(sine(n=19), config(), quiet=True)
     with pytest.raises(TextseqError, match="stateful"):
         train_forecaster(sine(), config(mode="direct", stateful=True), quiet=True)
+    negative_season = config()
+    negative_season.season = -3  # seasonal naive would read y[o + 3], past the origin
+    with pytest.raises(TextseqError, match="--season"):
+        train_forecaster(sine(), negative_season, quiet=True)
+    with pytest.raises(TextseqError, match="--lr"):
+        train_forecaster(sine(), config(lr=-1.0), quiet=True)
 
 
 def test_lstm_on_airline_beats_naive_on_the_validation_tail():

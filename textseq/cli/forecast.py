@@ -27,6 +27,7 @@ def _split_list(text: str | None) -> list[str] | None:
 
 def _source(data: Path | None, dataset: str | None, date_column: str | None, fill: str, encoding: str,
             fallback: dict | None = None) -> dict:
+    """The data to load (see ``load_source``, which also refuses an empty one)."""
     from textseq.errors import TextseqError
 
     if data and dataset:
@@ -35,9 +36,17 @@ def _source(data: Path | None, dataset: str | None, date_column: str | None, fil
         return {"dataset": dataset}
     if data:
         return {"csv": str(Path(data).resolve()), "date_column": date_column, "fill": fill, "encoding": encoding}
-    if fallback:
-        return fallback
-    raise TextseqError("give the data: --data FILE.csv or --dataset NAME (see `textseq forecast datasets`)")
+    return fallback or {}
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    from textseq.errors import TextseqError
+
+    if threads < 1:
+        raise TextseqError("--threads must be at least 1")
+    torch.set_num_threads(threads)
 
 
 def _check_outputs(force: bool, *paths: Path | None) -> None:
@@ -52,12 +61,10 @@ def _check_outputs(force: bool, *paths: Path | None) -> None:
 def _model_and_series(checkpoint: Path, data: Path | None, dataset: str | None, date_column: str | None,
                       fill: str, encoding: str, threads: int):
     """Load a checkpoint and its series: the given data, or by default the data it was trained on."""
-    import torch
-
     from textseq.forecast.datasets import load_source
     from textseq.forecast.forecaster import load_forecaster
 
-    torch.set_num_threads(threads)
+    _set_threads(threads)
     forecaster = load_forecaster(checkpoint)
     spec = forecaster.spec
     source = _source(data, dataset, date_column or spec.source.get("date_column"), fill, encoding, spec.source)
@@ -109,15 +116,14 @@ def train_command(
     threads: int = THREADS,
 ) -> None:
     """Train a forecaster; prints the test-tail metrics next to the baselines."""
-    import torch
-
     from textseq.forecast.config import ForecastConfig, ModelConfig, TrainConfig, TransformConfig
     from textseq.forecast.datasets import load_source
     from textseq.forecast.forecaster import save_forecaster
     from textseq.forecast.train import train_forecaster
 
-    torch.set_num_threads(threads)
+    _set_threads(threads)
     _check_outputs(force, out, plot)
+    baseline_names = _baselines(baselines)  # checked before training, not after
     source = _source(data, dataset, date_column, fill, encoding)
     series = load_source(source, target, _split_list(inputs))
     cfg = ForecastConfig(
@@ -135,7 +141,10 @@ def train_command(
                f"{split.test_start - split.val_start}, test {len(series) - split.test_start}")
     typer.echo(f"best validation MAE {', '.join(f'{v:.4g}' for v in result.best_val_mae)} "
                f"after {', '.join(map(str, result.epochs_run))} epochs; saved {out}")
-    _report(result.forecaster, series, plot, _baselines(baselines))
+    if split.test_start == len(series):  # --test-frac 0: trained on everything, e.g. to forecast the future
+        typer.echo("no test tail (--test-frac 0): nothing to evaluate")
+        return
+    _report(result.forecaster, series, plot, baseline_names)
 
 
 def _baselines(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from textseq.forecast.config import ForecastConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.forecaster import Forecaster
 from textseq.forecast.metrics import METRIC_NAMES, Metrics, compute_metrics, seasonal_naive_scale
-from textseq.forecast.prep import chronological_split
+from textseq.forecast.prep import chronological_split, horizon_values, origins_between
 
 
 @dataclass
@@ -46,10 +46,6 @@ def _fmt(value: float) -> str:
     return "nan" if not np.isfinite(value) else f"{value:.4g}"
 
 
-def _truth(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-    return np.stack([target[o:o + horizon] for o in origins])
-
-
 def score(name_to_forecast: dict[str, np.ndarray], truth: np.ndarray, scale: float) -> dict[str, Metrics]:
     return {name: compute_metrics(truth, pred, scale) for name, pred in name_to_forecast.items()}
 
@@ -66,7 +62,7 @@ def evaluate_tail(forecaster: Forecaster, series: SeriesData, baselines=BASELINE
     """Forecast every origin of the test tail (last ``test_frac``) with the model and the baselines."""
     cfg = forecaster.cfg
     split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
-    origins = np.arange(max(split.test_start, cfg.seq_len + forecaster.transform.lag), len(series) - cfg.horizon + 1)
+    origins = origins_between(forecaster.transform.lag, len(series), cfg.seq_len, cfg.horizon, start=split.test_start)
     if len(origins) == 0:
         raise TextseqError(
             f"the test tail ({len(series) - split.test_start} points) is shorter than the horizon {cfg.horizon}"
@@ -76,7 +72,7 @@ def evaluate_tail(forecaster: Forecaster, series: SeriesData, baselines=BASELINE
     forecasts = {model_name or cfg.model.arch: forecaster.predict(series, origins)}
     forecasts.update(baseline_table(target, origins, cfg.horizon, season, split.test_start,
                                     cfg.transform.log, baselines))
-    truth = _truth(target, origins, cfg.horizon)
+    truth = horizon_values(target, origins, cfg.horizon)
     rows = score(forecasts, truth, seasonal_naive_scale(target[: split.test_start], season))
     return EvalReport(rows, cfg.horizon, season, len(origins), int(origins[0]), forecasts, origins, truth)
 
@@ -104,7 +100,7 @@ def backtest(series: SeriesData, cfg: ForecastConfig, k: int, baselines=BASELINE
         forecasts.update(baseline_table(series.target_values, at, horizon, season, int(origin),
                                         cfg.transform.log, baselines))
         scale = seasonal_naive_scale(series.target_values[:origin], season)
-        per_origin.append(score(forecasts, _truth(series.target_values, at, horizon), scale))
+        per_origin.append(score(forecasts, horizon_values(series.target_values, at, horizon), scale))
     rows = {name: Metrics(**{m: float(np.mean([getattr(fold[name], m) for fold in per_origin]))
                              for m in METRIC_NAMES}) for name in per_origin[0]}
     return EvalReport(rows, horizon, season or 1, k, int(origins[0]))

@@ -134,12 +134,18 @@ class SeriesTransform:
         return transform
 
 
-def origins_between(first: int, end: int, seq_len: int, horizon: int, every_step: bool = False) -> np.ndarray:
-    """Origins whose input window uses only rows ``>= first`` (the first usable row, after the
-    differencing lag) and whose targets all lie before ``end``. N-to-N targets are the rows
-    ``o - seq_len + 1 .. o``, so there the last origin is ``end - 1``."""
+def origins_between(first: int, end: int, seq_len: int, horizon: int, every_step: bool = False,
+                    start: int = 0) -> np.ndarray:
+    """Origins ``>= start`` whose input window uses only rows ``>= first`` (the first usable row,
+    after the differencing lag) and whose targets all lie before ``end``. N-to-N targets are the
+    rows ``o - seq_len + 1 .. o``, so there the last origin is ``end - 1``."""
     last = end - 1 if every_step else end - horizon
-    return np.arange(first + seq_len, last + 1)
+    return np.arange(max(first + seq_len, start), last + 1)
+
+
+def horizon_values(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """The values to forecast from each origin, ``target[o:o + horizon]``: ``[N, horizon]``."""
+    return np.stack([target[o:o + horizon] for o in origins])
 
 
 def make_windows(inputs: np.ndarray, target: np.ndarray, seq_len: int, horizon: int = 1,
@@ -157,5 +163,5 @@ def make_windows(inputs: np.ndarray, target: np.ndarray, seq_len: int, horizon: 
     if every_step:
         y = np.stack([target[o - seq_len + 1:o + 1] for o in origins])
     else:
-        y = np.stack([target[o:o + horizon] for o in origins])
+        y = horizon_values(target, origins, horizon)
     return x, y

@@ -21,7 +21,15 @@ from textseq.forecast.config import LOSSES, MODES, ForecastConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.forecaster import Forecaster, SeriesSpec, build_models
 from textseq.forecast.models import rollout
-from textseq.forecast.prep import SeriesTransform, Split, chronological_split, make_windows, origins_between
+from textseq.forecast.prep import (
+    SeriesTransform,
+    Split,
+    chronological_split,
+    horizon_values,
+    make_windows,
+    origins_between,
+)
+from textseq.models.cells import detach_hidden
 
 LOSS_FUNCTIONS = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
 
@@ -44,6 +52,10 @@ def validate_config(cfg: ForecastConfig, series: SeriesData) -> None:
         raise TextseqError("seq-len, horizon, epochs, batch size and ensemble size must be at least 1")
     if cfg.transform.diff < 0:
         raise TextseqError("--diff must be 0 (none), 1 or a seasonal lag")
+    if cfg.season is not None and cfg.season < 1:  # a negative m would make seasonal naive read the future
+        raise TextseqError("--season must be at least 1")
+    if t.lr < 0 or t.weight_decay < 0:
+        raise TextseqError("--lr and --weight-decay must not be negative")
     if cfg.recursive and cfg.horizon > 1 and series.inputs != [series.target]:
         raise TextseqError(
             "recursive multi-step forecasts feed predictions back, so the target must be the only input; "
@@ -125,7 +137,7 @@ class _Trainer:
             hidden, losses = None, []
             for inputs, targets in self.chunks:
                 out, hidden = self.model.steps(inputs, hidden)
-                hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+                hidden = detach_hidden(hidden)
                 losses.append(self._step(self.loss_fn(out[..., 0], targets)))
             return float(np.mean(losses))
         losses = [self._step(self.loss_fn(self._predict(self.x[idx]), self.y[idx]))
@@ -142,7 +154,7 @@ def _progress(quiet: bool):
 
 def validation_origins(cfg: ForecastConfig, split: Split, lag: int) -> np.ndarray:
     """Origins whose whole horizon lies in the validation part (and which have a full window)."""
-    origins = np.arange(max(split.val_start, cfg.seq_len + lag), split.test_start - cfg.horizon + 1)
+    origins = origins_between(lag, split.test_start, cfg.seq_len, cfg.horizon, start=split.val_start)
     if len(origins) == 0:
         raise TextseqError(
             f"the validation part ({split.test_start - split.val_start} points) has no room for a window of "
@@ -161,7 +173,7 @@ def train_one(cfg: ForecastConfig, forecaster: Forecaster, series: SeriesData, s
     model = build_models(cfg, len(series.inputs))
     trainer = _Trainer(cfg_seed, model, x, z, split, forecaster.transform.lag)
     val_origins = validation_origins(cfg, split, forecaster.transform.lag)
-    val_truth = np.stack([series.target_values[o:o + cfg.horizon] for o in val_origins])
+    val_truth = horizon_values(series.target_values, val_origins, cfg.horizon)
     single = Forecaster(cfg, forecaster.spec, forecaster.transform, [model])
     best = (np.inf, copy.deepcopy(model.state_dict()), 0)
     for epoch in range(1, cfg.train.epochs + 1):
