@@ -198,6 +198,32 @@ def test_toml_config_with_flag_overrides(tmp_path):
         resolve_config({}, {}, str(path))
 
 
+
+@pytest.mark.parametrize("text, message", [('[train]\nbptt = "35"\n', "bptt must be int"),
+                                           ("[train]\nbptt = true\n", "bptt must be int"),
+                                           ("[model]\ntie_weights = 1\n", "tie_weights must be bool"),
+                                           ("[train]\nlr_gamma = 1.5\n", "lr-gamma")])
+def test_toml_values_of_the_wrong_type_or_range_are_clean_errors(tmp_path, text, message):
+    path = tmp_path / "run.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TextseqError, match=message):
+        resolve_config({}, {}, str(path))
+
+
+@pytest.mark.parametrize("overrides", [dict(optimizer="sgd", momentum=-0.5),
+                                       dict(scheduler="plateau", lr_gamma=1.0),
+                                       dict(schedule="exponential", schedule_k=2.0),
+                                       dict(schedule_k=-1.0)])
+def test_settings_torch_or_the_schedules_reject_fail_early(tmp_path, overrides):
+    with pytest.raises(TextseqError):
+        TrainConfig(data="x", output=str(tmp_path / "run"), **overrides)
+
+
+def test_bad_model_settings_leave_no_output_behind(lunyu, tmp_path):
+    with pytest.raises(TextseqError, match="tied weights"):
+        train(config(lunyu, tmp_path / "run"), {**TINY, "tie_weights": True}, quiet=True)
+    assert not (tmp_path / "run").exists()
+
 def test_free_running_horizon_one_is_teacher_forcing(lunyu):
     data = load_lm_data(lunyu, level="char")
     lm = _tiny_lm(len(data.vocab))

@@ -6,7 +6,7 @@ Command-line flags override the file; unknown tables or keys are errors, not sil
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,21 @@ def load_toml(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 def check_keys(cls: type, values: dict[str, Any], where: str, exclude: tuple[str, ...] = ()) -> None:
-    """Refuse keys that are not fields of the dataclass ``cls``."""
+    """Refuse keys that are not fields of the dataclass ``cls``, and values (e.g. from TOML) whose
+    type differs from the field's default; an int is fine for a float, a list for a tuple."""
     known = {f.name for f in fields(cls)} - set(exclude)
     unknown = set(values) - known
     if unknown:
         raise TextseqError(f"unknown {where} setting(s): {', '.join(sorted(unknown))} "
                            f"(known: {', '.join(sorted(known))})")
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if default is None:
+            continue
+        expected = {float: (int, float), tuple: (list, tuple)}.get(type(default), type(default))
+        if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
+            raise TextseqError(f"{where} setting {key} must be {type(default).__name__}, got {value!r}")
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -30,22 +30,24 @@ def encode_prompt(text: str, pipeline, vocab: Vocab) -> Prompt:
 
 
 class TextStreamer:
-    """Turns generated ids into text increments (word-level detokenization looks at the whole line)."""
+    """Turns generated ids into text increments (word-level detokenization looks at the whole line,
+    so only the open line is detokenized again per token; finished lines are kept as text)."""
 
     def __init__(self, pipeline, vocab: Vocab, prefix_tokens: list[str], write: Callable[[str], None]):
         self.pipeline, self.vocab, self.write = pipeline, vocab, write
-        self.lines: list[list[str]] = [list(prefix_tokens)]
+        self.finished = ""  # the text of the completed lines, each ending in "\n"
+        self.line: list[str] = list(prefix_tokens)
         self.shown = self.text()
 
     def text(self) -> str:
-        return "\n".join(self.pipeline.detokenize(line) for line in self.lines)
+        return self.finished + self.pipeline.detokenize(self.line)
 
     def __call__(self, token_id: int) -> None:
         token = self.vocab.itos[token_id]
         if token == EOS:
-            self.lines.append([])
+            self.finished, self.line = self.text() + "\n", []
         else:
-            self.lines[-1].append(token)
+            self.line.append(token)
         text = self.text()
         if text.startswith(self.shown):
             self.write(text[len(self.shown):])

@@ -104,8 +104,13 @@ class TrainConfig:
         for name in ("k1", "k2", "max_steps", "max_vocab", "eval_every", "patience", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise TextseqError(f"{name.replace('_', '-')} must not be negative")
-        if not self.lr > 0 or self.clip < 0 or self.weight_decay < 0:
-            raise TextseqError("lr must be positive; clip and weight decay must not be negative")
+        if not self.lr > 0 or self.clip < 0 or self.weight_decay < 0 or self.momentum < 0:
+            raise TextseqError("lr must be positive; clip, weight decay and momentum must not be negative")
+        if not 0.0 < self.lr_gamma < 1.0:
+            raise TextseqError(f"lr-gamma is a decay factor and must be in (0, 1), got {self.lr_gamma}")
+        if self.schedule_k < 0 or (self.schedule == "exponential" and self.schedule_k >= 1):
+            raise TextseqError(f"schedule-k must be 0 (default) or positive, and below 1 for the exponential "
+                               f"schedule; got {self.schedule_k}")
 
     @property
     def tbptt(self) -> tuple[int, int]:
@@ -175,7 +180,7 @@ class RunPaths:
                 raise TextseqError(f"output {path} already exists (use --force to overwrite)")
 
     def prepare(self, force: bool) -> None:
-        """Create the output location (once the data has loaded, so bad input leaves nothing behind)."""
+        """Create the output location (once data and model are built, so bad input leaves nothing behind)."""
         if self.directory is not None:
             check_output_dir(self.directory, force)
         else:
@@ -223,10 +228,10 @@ class Trainer:
         self.k1, self.k2 = cfg.tbptt
         self.paths = RunPaths.for_output(cfg.output)
         self._load_data(resume)
-        if resume is None:
+        self._build_model(model_settings if resume is None else resume["model_config"])
+        if resume is None:  # only once data and model settings proved valid: bad input leaves nothing behind
             self.paths.prepare(force)
             dist_util.barrier(info)
-        self._build_model(model_settings if resume is None else resume["model_config"])
         self.progress, self.hidden = Progress(data_tokens=len(self.data.ids)), None
         self.np_rng = np.random.default_rng(cfg.seed)
         seed_everything(cfg.seed + info.rank)
