@@ -95,6 +95,8 @@ def test_interrupted_write_leaves_target_untouched(tmp_path):
         raise KeyboardInterrupt
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    with pytest.raises(TextseqError, match="cannot write .*missing"), atomic_open(tmp_path / "missing" / "f.txt"):
+        pass
 
 
 def test_outputs_are_not_overwritten_without_force(tmp_path):

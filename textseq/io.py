@@ -62,7 +62,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     a full disk or Ctrl-C never leaves a half-written output behind.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; outputs should look like any other file
@@ -73,12 +76,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise TextseqError(f"no space left on device while writing {path}; nothing was overwritten") from None
-        raise TextseqError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _write_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> TextseqError:
+    if exc.errno == errno.ENOSPC:
+        return TextseqError(f"no space left on device while writing {path}; nothing was overwritten")
+    return TextseqError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 @contextlib.contextmanager

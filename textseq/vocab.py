@@ -6,7 +6,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textseq.errors import TextseqError
@@ -114,9 +114,6 @@ class Vocab:
     def __getitem__(self, token: str) -> int:
         return self.stoi.get(token, self.unk_id) if self.unk_id is not None else self.stoi[token]
 
-    def id(self, token: str) -> int:
-        return self[token]
-
     def encode(self, tokens: Iterable[str]) -> list[int]:
         stoi, unk = self.stoi, self.unk_id
         if unk is None:
@@ -149,7 +146,3 @@ class Vocab:
             raise TextseqError(f"vocabulary file {path} does not exist") from None
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise TextseqError(f"{path} is not a valid vocabulary file ({type(exc).__name__})") from None
-
-
-def vocab_config_dict(cfg: VocabConfig) -> dict:
-    return asdict(cfg)

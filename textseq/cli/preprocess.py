@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import typer
@@ -126,7 +127,7 @@ def _parse_df(text: str | None, flag: str) -> int | float | None:
         value = float(text)
     except ValueError:
         raise TextseqError(f"{flag} must be a number of documents or a ratio, got {text!r}") from None
-    if value < 0 or ("." in text and value > 1):
+    if not math.isfinite(value) or value < 0 or ("." in text and value > 1):
         raise TextseqError(f"{flag} must be a count >= 0 or a ratio in (0, 1], got {text!r}")
     return value if "." in text else int(value)
 

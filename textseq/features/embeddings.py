@@ -28,6 +28,11 @@ class Word2VecConfig:
     workers: int = 1
     seed: int = 0
 
+    def validate(self) -> None:
+        for name in ("vector_size", "window", "epochs", "workers"):
+            if getattr(self, name) < 1:
+                raise TextseqError(f"word2vec {name} must be at least 1, got {getattr(self, name)}")
+
 
 class LineCorpus:
     """Re-iterable tokenized lines of a text source, re-read on every pass (gensim reads once per epoch),
@@ -53,6 +58,7 @@ def train_word2vec(docs: Iterable[Sequence[str]], cfg: Word2VecConfig | None = N
     processes); more workers are faster but not reproducible.
     """
     cfg = cfg or Word2VecConfig()
+    cfg.validate()
     if iter(docs) is docs:
         raise TextseqError("word2vec needs a corpus it can read several times (a list or LineCorpus), "
                            "not a one-shot iterator")

@@ -155,7 +155,7 @@ def load_pipeline_record(out_dir: str | Path) -> tuple[PipelineConfig, VocabConf
         return PipelineConfig.from_dict(data["pipeline"]), vocab_cfg
     except FileNotFoundError:
         raise TextseqError(f"{path} does not exist (run textseq preprocess first)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise TextseqError(f"{path} is not a valid pipeline file ({type(exc).__name__})") from None
 
 

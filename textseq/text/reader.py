@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import gzip
+import math
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -54,10 +55,11 @@ def expand_sources(sources: Iterable[str | Path]) -> list[Path | str]:
 
 def check_encoding(encoding: str) -> str:
     try:
-        name = codecs.lookup(encoding).name
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise TextseqError(f"unknown encoding {encoding!r}") from None
-    if not getattr(codecs.lookup(encoding), "_is_text_encoding", True):
+    name = codec.name
+    if not getattr(codec, "_is_text_encoding", True):
         raise TextseqError(f"{encoding!r} is not a text encoding; use e.g. utf-8, gb18030 or gbk")
     if name.startswith(("utf-16", "utf-32")):
         raise TextseqError(f"encoding {encoding} is not supported; convert the input to UTF-8 first")
@@ -73,7 +75,7 @@ class LineReader:
 
     def __init__(self, sources: Iterable[str | Path], encoding: str = "utf-8", block_size: int = 1 << 18,
                  max_line_mb: float = MAX_LINE_MB):
-        if max_line_mb <= 0:
+        if not 0 < max_line_mb < math.inf:  # also refuses nan and inf, which int() below cannot take
             raise TextseqError(f"the line length limit must be positive, got {max_line_mb} MB")
         self.encoding = check_encoding(encoding)
         self.max_line_bytes = int(max_line_mb * (1 << 20))
