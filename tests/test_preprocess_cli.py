@@ -159,3 +159,11 @@ def test_progress_bar_only_on_a_terminal_and_not_quiet(tmp_path, capsys, monkeyp
     assert "preprocessing" in capsys.readouterr().err
     assert run(["preprocess", src, "-o", str(tmp_path / "c"), "--level", "char", "--quiet"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("3", 3), ("0.5", 0.5), ("1e-1", 0.1), ("1.0", 1.0), (" 7 ", 7)])
+def test_document_frequency_counts_and_ratios(text, expected):
+    from textseq.cli.preprocess import _parse_df
+
+    value = _parse_df(text, "--min-df")
+    assert value == expected and type(value) is type(expected)

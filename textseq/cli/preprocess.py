@@ -127,9 +127,10 @@ def _parse_df(text: str | None, flag: str) -> int | float | None:
         value = float(text)
     except ValueError:
         raise TextseqError(f"{flag} must be a number of documents or a ratio, got {text!r}") from None
-    if not math.isfinite(value) or value < 0 or ("." in text and value > 1):
+    is_ratio = not text.strip().isdigit()  # "0.5", "1e-1" are ratios; only plain integers are counts
+    if not math.isfinite(value) or value < 0 or (is_ratio and value > 1):
         raise TextseqError(f"{flag} must be a count >= 0 or a ratio in (0, 1], got {text!r}")
-    return value if "." in text else int(value)
+    return value if is_ratio else int(value)
 
 
 def _parse_range(text: str) -> tuple[int, int]:
