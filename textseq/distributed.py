@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -35,8 +35,7 @@ class DistInfo:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name not in DEVICES:
-        raise TextseqError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    check_choice("device", name, DEVICES)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":

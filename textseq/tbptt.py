@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.models.cells import Hidden, detach_hidden
 
 MODES = ("teacher-forcing", "free-running", "scheduled-sampling")
@@ -108,10 +108,8 @@ class WindowLoss(nn.Module):
 
     def __init__(self, lm: nn.Module, mode: str = "teacher-forcing", feedback: str = "argmax"):
         super().__init__()
-        if mode not in MODES:
-            raise TextseqError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        if feedback not in FEEDBACKS:
-            raise TextseqError(f"unknown feedback {feedback!r}; choose one of {', '.join(FEEDBACKS)}")
+        check_choice("mode", mode, MODES)
+        check_choice("feedback", feedback, FEEDBACKS)
         self.lm, self.mode, self.feedback = lm, mode, feedback
 
     def forward(self, data: Tensor, span: Span, hidden: Hidden | None,

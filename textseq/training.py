@@ -28,7 +28,7 @@ from torch import nn
 
 from textseq import distributed as dist_util
 from textseq.config import check_keys, merge
-from textseq.errors import TextseqError, TrainingDiverged
+from textseq.errors import TextseqError, TrainingDiverged, check_choice
 from textseq.evaluation import evaluate_stream, stream_rows
 from textseq.io import check_output, check_output_dir
 from textseq.lm_checkpoint import capture_rng, read_lm, restore_rng, save_lm
@@ -96,8 +96,7 @@ class TrainConfig:
                                      ("feedback", self.feedback, FEEDBACKS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("scheduler", self.scheduler, SCHEDULERS)):
-            if value not in allowed:
-                raise TextseqError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+            check_choice(name, value, allowed)
         for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every", "lr_step_size"):
             if getattr(self, name) < 1:
                 raise TextseqError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gensim.models import KeyedVectors, Word2Vec
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.io import atomic_path
 from textseq.text.reader import STDIN, read_lines
 
@@ -72,8 +72,8 @@ def train_word2vec(docs: Iterable[Sequence[str]], cfg: Word2VecConfig | None = N
 
 
 def _format_for(path: Path, fmt: str | None) -> str | None:
-    if fmt is not None and fmt not in FORMATS:
-        raise TextseqError(f"unknown vectors format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt is not None:
+        check_choice("vectors format", fmt, FORMATS)
     return fmt or SUFFIX_FORMATS.get(path.suffix.lower())
 
 

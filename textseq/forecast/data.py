@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 FILL_POLICIES = ("none", "ffill", "interpolate", "drop")
 MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}
@@ -101,8 +101,7 @@ def parse_columns(table, columns: list[str]) -> np.ndarray:
 
 def fill_missing(values: np.ndarray, columns: list[str], policy: str, rows: np.ndarray | None = None):
     """Apply the missing-value policy; returns (values, kept_row_mask)."""
-    if policy not in FILL_POLICIES:
-        raise TextseqError(f"unknown fill policy {policy!r}; choose one of {', '.join(FILL_POLICIES)}")
+    check_choice("fill policy", policy, FILL_POLICIES)
     missing = np.isnan(values)
     keep = np.ones(len(values), dtype=bool)
     if not missing.any():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.forecast.config import ModelConfig
 from textseq.models.cells import CELL_TYPES, Hidden, build_rnn
 
@@ -68,8 +68,7 @@ class RNNForecaster(nn.Module):
 
 
 def build_forecaster(cfg: ModelConfig, input_size: int, output_size: int, seq_len: int) -> nn.Module:
-    if cfg.arch not in ARCHS:
-        raise TextseqError(f"unknown model {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    check_choice("model", cfg.arch, ARCHS)
     if cfg.arch == "mlp":
         return MLPForecaster(cfg, input_size, output_size, seq_len)
     return RNNForecaster(cfg, input_size, output_size)

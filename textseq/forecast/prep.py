@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.forecast.config import TransformConfig
 
 SCALERS = ("standard", "minmax", "none")
@@ -45,8 +45,7 @@ class Scaler:
     scale: list[float] | None = None
 
     def fit(self, values: np.ndarray) -> Scaler:
-        if self.kind not in SCALERS:
-            raise TextseqError(f"unknown scaling {self.kind!r}; choose one of {', '.join(SCALERS)}")
+        check_choice("scaling", self.kind, SCALERS)
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         if self.kind == "standard":
             center, scale = values.mean(axis=0), values.std(axis=0)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError, TrainingDiverged
+from textseq.errors import TextseqError, TrainingDiverged, check_choice
 from textseq.forecast.config import LOSSES, MODES, ForecastConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.forecaster import Forecaster, SeriesSpec, build_models
@@ -44,10 +44,8 @@ class TrainResult:
 
 def validate_config(cfg: ForecastConfig, series: SeriesData) -> None:
     t = cfg.train
-    if t.mode not in MODES:
-        raise TextseqError(f"unknown mode {t.mode!r}; choose one of {', '.join(MODES)}")
-    if t.loss not in LOSSES:
-        raise TextseqError(f"unknown loss {t.loss!r}; choose one of {', '.join(LOSSES)}")
+    check_choice("mode", t.mode, MODES)
+    check_choice("loss", t.loss, LOSSES)
     if min(cfg.seq_len, cfg.horizon, t.epochs, t.batch_size, t.ensemble) < 1:
         raise TextseqError("seq-len, horizon, epochs, batch size and ensemble size must be at least 1")
     if cfg.transform.diff < 0:

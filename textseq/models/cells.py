@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 CELL_TYPES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 IMPLS = ("torch", "scratch")
@@ -138,10 +138,8 @@ class ScratchRNN(nn.Module):
 def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
               bidirectional: bool = False, impl: str = "torch") -> nn.Module:
     """A batch-first recurrent stack: ``out, h_n = rnn(x[B, T, I], h0)``; h_n is ``(h, c)`` for LSTMs."""
-    if cell not in CELL_TYPES:
-        raise TextseqError(f"unknown cell {cell!r}; choose one of {', '.join(CELL_TYPES)}")
-    if impl not in IMPLS:
-        raise TextseqError(f"unknown RNN implementation {impl!r}; choose one of {', '.join(IMPLS)}")
+    check_choice("cell", cell, CELL_TYPES)
+    check_choice("RNN implementation", impl, IMPLS)
     if min(input_size, hidden_size, num_layers) < 1:
         raise TextseqError("input size, hidden size and number of layers must all be at least 1")
     if not 0.0 <= dropout < 1.0:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.models.cells import CELL_TYPES, IMPLS, Hidden, build_rnn
 
 INIT_RANGE = 0.1  # uniform init of embedding and decoder, as in pytorch/examples word_language_model
@@ -40,10 +40,8 @@ class LMConfig:
         self.cutoffs = tuple(int(c) for c in self.cutoffs)
         if self.vocab_size < 2:
             raise TextseqError(f"a language model needs at least 2 tokens in its vocabulary, got {self.vocab_size}")
-        if self.cell not in CELL_TYPES:
-            raise TextseqError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_TYPES)}")
-        if self.impl not in IMPLS:
-            raise TextseqError(f"unknown RNN implementation {self.impl!r}; choose one of {', '.join(IMPLS)}")
+        check_choice("cell", self.cell, CELL_TYPES)
+        check_choice("RNN implementation", self.impl, IMPLS)
         if min(self.emb_size, self.hidden_size, self.num_layers) < 1:
             raise TextseqError("emb_size, hidden_size and num_layers must all be at least 1")
         if not 0.0 <= self.dropout < 1.0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 STEMMERS = ("porter", "snowball", "lancaster")
 
@@ -22,8 +22,8 @@ class NormalizeConfig:
     lemma_lang: str = "en"
 
     def validate(self) -> None:
-        if self.stem is not None and self.stem not in STEMMERS:
-            raise TextseqError(f"unknown stemmer {self.stem!r}; choose one of {', '.join(STEMMERS)}")
+        if self.stem is not None:
+            check_choice("stemmer", self.stem, STEMMERS)
 
 
 def stemmer(name: str) -> Callable[[str], str]:

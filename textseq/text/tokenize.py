@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 LEVELS = ("char", "word")
 LANGS = ("auto", "zh", "en")
@@ -56,8 +56,7 @@ class TokenizeConfig:
                                      ("jieba mode", self.jieba_mode, JIEBA_MODES),
                                      ("backend", self.backend, BACKENDS),
                                      ("English tokenizer", self.en_tokenizer, EN_TOKENIZERS)):
-            if value not in allowed:
-                raise TextseqError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+            check_choice(name, value, allowed)
         if self.backend == "rjieba" and self.jieba_mode not in RJIEBA_SUPPORTED:
             raise TextseqError(f"the rjieba backend does not support jieba mode {self.jieba_mode!r} "
                                f"(supported: {', '.join(RJIEBA_SUPPORTED)}); use --backend jieba")
