@@ -1,6 +1,6 @@
 """Generation and output-layer speed, measured side by side in one run.
 
-1. Carried-state generation (textseq.sampling.generate) vs a naive loop that re-runs the
+1. Carried-state generation (textseq.lm.sampling.generate) vs a naive loop that re-runs the
    whole prefix for every new token, char LSTM 2x256, lengths 100..1600: the first must
    cost the same per token at every length (linear total), the second grows (quadratic).
 2. From-scratch LSTM vs torch.nn.LSTM, forward and forward+backward on a 20x35 batch.
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from textseq.io import atomic_write_text
+from textseq.lm.model import LMConfig, RNNLanguageModel
+from textseq.lm.sampling import SamplingConfig, choose_next, generate
 from textseq.models.cells import build_rnn
-from textseq.models.lm import LMConfig, RNNLanguageModel
-from textseq.sampling import SamplingConfig, choose_next, generate
 
 RESULTS = Path(__file__).parent / "results" / "bench_generate.md"
 CHAR_VOCAB = 100

@@ -6,7 +6,7 @@
    against interpolated modified Kneser-Ney n-grams of orders 2..7 fitted on exactly the same
    training tokens; the best order is chosen ON THE TEST SET (favours the baseline).
 2. speed: word-LM training tokens/s at the reference config (2-layer LSTM, 200 units, bptt 35,
-   batch 20, SGD lr 20, clip 0.25) on the Pride and Prejudice sample: ``textseq.training.train``
+   batch 20, SGD lr 20, clip 0.25) on the Pride and Prejudice sample: ``textseq.lm.train.train``
    vs a plain nn.Embedding + nn.LSTM + full-softmax loop, alternated in the same process.
 3. modes: teacher forcing vs free running vs scheduled sampling on Shakespeare, same steps; each
    model scored teacher-forced and free-running (10-step) on the held-out text.
@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textseq.evaluation import evaluate_checkpoint, heldout_docs, training_docs
 from textseq.features.ngram_lm import KneserNeyLM
-from textseq.lm_checkpoint import read_lm
-from textseq.lm_data import batchify, load_lm_data, window
-from textseq.training import TrainConfig, train
+from textseq.lm.checkpoint import read_lm
+from textseq.lm.data import batchify, load_lm_data, window
+from textseq.lm.evaluate import evaluate_checkpoint, heldout_docs, training_docs
+from textseq.lm.train import TrainConfig, train
 from textseq.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent

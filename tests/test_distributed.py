@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from textseq.lm_checkpoint import read_lm
-from textseq.training import TrainConfig, train
+from textseq.lm.checkpoint import read_lm
+from textseq.lm.train import TrainConfig, train
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 TINY = {"emb_size": 16, "hidden_size": 24, "num_layers": 1, "dropout": 0.2}

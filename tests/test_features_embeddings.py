@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from textseq.errors import TextseqError
-from textseq.features.embeddings import LineCorpus, Word2VecConfig, load_vectors, nearest, save_vectors, train_word2vec
+from textseq.features.embeddings import Word2VecConfig, load_vectors, nearest, save_vectors, train_word2vec
+from textseq.text.reader import LineCorpus
 
 PRIDE = Path(__file__).resolve().parents[1] / "corpora" / "en" / "pride_sample.txt"
 SMALL = Word2VecConfig(vector_size=24, epochs=2, min_count=3)
@@ -53,6 +54,7 @@ def test_training_is_reproducible_and_seeded(tmp_path):
     # another process with another string-hash seed gives the same vectors
     out = tmp_path / "vectors.npy"
     script = (f"import re, numpy as np; from textseq.features.embeddings import *\n"
+              f"from textseq.text.reader import LineCorpus\n"
               f"kv = train_word2vec(LineCorpus({str(PRIDE)!r}, lambda l: re.findall(r\"[a-z']+\", l.lower())),"
               f" Word2VecConfig(vector_size=24, epochs=2, min_count=3))\n"
               f"np.save({str(out)!r}, kv.vectors)")

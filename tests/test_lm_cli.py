@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from textseq.cli import run
-from textseq.lm_checkpoint import read_lm
+from textseq.lm.checkpoint import read_lm
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 SMALL = ["--hidden", "32", "--emb", "16", "--layers", "1", "--bptt", "16", "--batch-size", "8", "--lr", "0.01",

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from textseq.errors import TextseqError
-from textseq.evaluation import IGNORE, stream_rows
-from textseq.lm_data import (
+from textseq.lm.data import (
     batchify,
     encode_lines,
     load_lm_data,
@@ -18,7 +17,8 @@ from textseq.lm_data import (
     window,
     window_starts,
 )
-from textseq.tbptt import span_at, spans_per_epoch
+from textseq.lm.evaluate import IGNORE, stream_rows
+from textseq.lm.tbptt import span_at, spans_per_epoch
 from textseq.vocab import EOS, Vocab
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"

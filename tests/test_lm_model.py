@@ -9,7 +9,7 @@ from torch.testing import assert_close
 
 from textseq.checkpoint import load_checkpoint, save_checkpoint
 from textseq.errors import TextseqError
-from textseq.models.lm import LMConfig, RNNLanguageModel, default_cutoffs
+from textseq.lm.model import LMConfig, RNNLanguageModel, default_cutoffs
 from textseq.vocab import Vocab
 
 V = 60

@@ -6,8 +6,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from textseq.errors import TextseqError
-from textseq.models.lm import LMConfig, RNNLanguageModel
-from textseq.sampling import SamplingConfig, beam_search, generate, top_k_filter, top_p_filter
+from textseq.lm.model import LMConfig, RNNLanguageModel
+from textseq.lm.sampling import SamplingConfig, beam_search, generate, top_k_filter, top_p_filter
 
 V = 30
 

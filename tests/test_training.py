@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from textseq.errors import TextseqError, TrainingDiverged
-from textseq.evaluation import evaluate_checkpoint, evaluate_stream, free_running_nll, stream_rows
-from textseq.generation import generate_text
-from textseq.lm_checkpoint import load_lm, read_lm
-from textseq.lm_data import batchify, load_lm_data, split_docs
-from textseq.models.lm import LMConfig, RNNLanguageModel
-from textseq.sampling import SamplingConfig
-from textseq.tbptt import SCHEDULES, WindowLoss, default_schedule_k, span_at, teacher_forcing_prob
-from textseq.training import TrainConfig, resolve_config, train
+from textseq.lm.checkpoint import load_lm, read_lm
+from textseq.lm.data import batchify, load_lm_data, split_docs
+from textseq.lm.evaluate import evaluate_checkpoint, evaluate_stream, free_running_nll, stream_rows
+from textseq.lm.generate import generate_text
+from textseq.lm.model import LMConfig, RNNLanguageModel
+from textseq.lm.sampling import SamplingConfig
+from textseq.lm.tbptt import SCHEDULES, WindowLoss, default_schedule_k, span_at, teacher_forcing_prob
+from textseq.lm.train import TrainConfig, resolve_config, train
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 TINY = {"emb_size": 16, "hidden_size": 32, "num_layers": 1, "dropout": 0.1}
@@ -243,8 +243,8 @@ def test_evaluate_compares_with_the_ngram_baseline_on_the_same_tokens(lunyu, tmp
     assert names == ["RNN teacher-forced", "RNN free-running (4-step)", "Kneser-Ney 3-gram"]
     assert report.level == "char" and len(report.horizon_nll) == 4
     assert all(row.metric == pytest.approx(row.nll / math.log(2)) for row in report.rows)
-    from textseq.evaluation import heldout_docs
     from textseq.features.ngram_lm import KneserNeyLM
+    from textseq.lm.evaluate import heldout_docs
     from textseq.vocab import Vocab
 
     vocab = Vocab.from_dict(read_lm(result.best_checkpoint)["vocab"])

@@ -20,7 +20,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from textseq.evaluation import evaluate_checkpoint
+    from textseq.lm.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device)

@@ -22,8 +22,8 @@ def generate(
     device: str = typer.Option("cpu", help="auto | cpu | cuda | mps."),
 ) -> None:
     """Generate text; the prompt is tokenized exactly like the training text and streamed as it grows."""
-    from textseq.generation import generate_text
-    from textseq.sampling import SamplingConfig
+    from textseq.lm.generate import generate_text
+    from textseq.lm.sampling import SamplingConfig
 
     cfg = SamplingConfig(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          beam_size=beam, num_samples=num_samples, stop_at_eos=stop_at_eos, seed=seed)

@@ -65,8 +65,8 @@ def train(
     Other settings (eval batch size, LR step size/gamma, minimum teacher-forcing probability) can be
     set in the --config file's \\[train] table.
     """
-    from textseq.training import resolve_config
-    from textseq.training import train as run_training
+    from textseq.lm.train import resolve_config
+    from textseq.lm.train import train as run_training
 
     train_flags = dict(data=data, output=output, level=level, lang=lang, min_count=min_count,
                        max_vocab=max_vocab, embeddings=embeddings, mode=mode, schedule=schedule,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +11,6 @@ from gensim.models import KeyedVectors, Word2Vec
 
 from textseq.errors import TextseqError, check_choice
 from textseq.io import atomic_path
-from textseq.text.reader import STDIN, read_lines
 
 FORMATS = ("kv", "word2vec", "word2vec-binary", "glove")
 SUFFIX_FORMATS = {".kv": "kv", ".bin": "word2vec-binary", ".txt": "word2vec", ".vec": "word2vec",
@@ -34,25 +33,8 @@ class Word2VecConfig:
                 raise TextseqError(f"word2vec {name} must be at least 1, got {getattr(self, name)}")
 
 
-class LineCorpus:
-    """Re-iterable tokenized lines of a text source, re-read on every pass (gensim reads once per epoch),
-    so the corpus is never held in memory. Empty lines are skipped."""
-
-    def __init__(self, source: str | os.PathLike, tokenize: Callable[[str], list[str]] = str.split,
-                 encoding: str = "utf-8"):
-        if str(source) == STDIN:
-            raise TextseqError("word2vec reads its corpus several times; give a file, not stdin")
-        self.source, self.tokenize, self.encoding = source, tokenize, encoding
-
-    def __iter__(self) -> Iterator[list[str]]:
-        for line in read_lines(self.source, self.encoding):
-            tokens = self.tokenize(line)
-            if tokens:
-                yield tokens
-
-
 def train_word2vec(docs: Iterable[Sequence[str]], cfg: Word2VecConfig | None = None) -> KeyedVectors:
-    """Train on a re-iterable corpus (a list, or a corpus object such as LineCorpus).
+    """Train on a re-iterable corpus (a list, or a corpus object such as textseq.text.reader.LineCorpus).
 
     With ``workers=1`` the result depends only on the corpus and ``seed`` (identical across runs and
     processes); more workers are faster but not reproducible.

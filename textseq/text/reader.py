@@ -10,9 +10,10 @@ import codecs
 import contextlib
 import gzip
 import math
+import os
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -168,3 +169,20 @@ def _open_binary(source: Path | str) -> contextlib.AbstractContextManager[Binary
 def read_lines(source: str | Path, encoding: str = "utf-8", max_line_mb: float = MAX_LINE_MB) -> Iterator[str]:
     """Stream the lines of a file, a directory (all text files, sorted, recursive), a .gz file or "-" (stdin)."""
     return iter(LineReader([source], encoding, max_line_mb=max_line_mb))
+
+
+class LineCorpus:
+    """Re-iterable tokenized lines of a text source, re-read on every pass (gensim reads once per epoch),
+    so the corpus is never held in memory. Empty lines are skipped."""
+
+    def __init__(self, source: str | os.PathLike, tokenize: Callable[[str], list[str]] = str.split,
+                 encoding: str = "utf-8"):
+        if str(source) == STDIN:
+            raise TextseqError("a LineCorpus is read several times; give a file, not stdin")
+        self.source, self.tokenize, self.encoding = source, tokenize, encoding
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for line in read_lines(self.source, self.encoding):
+            tokens = self.tokenize(line)
+            if tokens:
+                yield tokens

@@ -1,4 +1,4 @@
-"""Text in, text out around :mod:`textseq.sampling`: prompts are tokenized by the checkpoint's own
+"""Text in, text out around :mod:`textseq.lm.sampling`: prompts are tokenized by the checkpoint's own
 pipeline (exactly like the training text) and the continuation is detokenized as it streams."""
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
     ``warn`` is told, before generating, about prompt tokens the model does not know.
     """
     from textseq.distributed import pick_device
-    from textseq.lm_checkpoint import load_lm
-    from textseq.sampling import SamplingConfig, generate
+    from textseq.lm.checkpoint import load_lm
+    from textseq.lm.sampling import SamplingConfig, generate
 
     cfg = cfg or SamplingConfig()
     model, vocab, pipeline = load_lm(checkpoint, pick_device(device))

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from textseq.errors import TextseqError
+from textseq.lm.model import RNNLanguageModel
 from textseq.models.cells import Hidden
-from textseq.models.lm import RNNLanguageModel
 
 
 @dataclass

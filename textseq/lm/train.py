@@ -2,7 +2,7 @@
 
 The loop follows pytorch/examples word_language_model: parallel streams walked in TBPTT windows
 with the hidden state carried (detached) from update to update, gradient clipping, validation on
-the tail of the stream. See :mod:`textseq.tbptt` for the three feeding modes and k1/k2.
+the tail of the stream. See :mod:`textseq.lm.tbptt` for the three feeding modes and k1/k2.
 
 Checkpoints (written atomically by rank 0 only): ``last`` every ``checkpoint_every`` steps, at
 every epoch end, at the end and on Ctrl-C; ``best`` whenever the validation loss improves (or at
@@ -27,14 +27,14 @@ import torch
 from torch import nn
 
 from textseq import distributed as dist_util
-from textseq.config import check_keys, merge
 from textseq.errors import TextseqError, TrainingDiverged, check_choice
-from textseq.evaluation import evaluate_stream, stream_rows
 from textseq.io import check_output, check_output_dir
-from textseq.lm_checkpoint import capture_rng, read_lm, restore_rng, save_lm
-from textseq.lm_data import batchify, load_lm_data, shard_streams, split_stream
-from textseq.models.lm import LMConfig, RNNLanguageModel
-from textseq.tbptt import (
+from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
+from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream
+from textseq.lm.evaluate import evaluate_stream, stream_rows
+from textseq.lm.model import LMConfig, RNNLanguageModel
+from textseq.lm.report import Reporter, describe, plot_history
+from textseq.lm.tbptt import (
     FEEDBACKS,
     MODES,
     SCHEDULES,
@@ -44,7 +44,7 @@ from textseq.tbptt import (
     spans_per_epoch,
     teacher_forcing_prob,
 )
-from textseq.train_report import Reporter, describe, plot_history
+from textseq.settings import check_keys, merge
 from textseq.vocab import Vocab, VocabConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -517,7 +517,7 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
         train_base = dict(ckpt["train_config"])
         model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
     if config_file:
-        from textseq.config import load_toml
+        from textseq.settings import load_toml
 
         tables = load_toml(config_file)
         train_base.update(tables["train"])

@@ -22,7 +22,7 @@ import torch
 
 from textseq.checkpoint import load_checkpoint, save_checkpoint
 from textseq.errors import TextseqError
-from textseq.models.lm import LMConfig, RNNLanguageModel
+from textseq.lm.model import LMConfig, RNNLanguageModel
 from textseq.vocab import Vocab
 
 KIND = "lm"

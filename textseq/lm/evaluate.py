@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from textseq.errors import TextseqError
-from textseq.lm_data import load_lm_data, split_docs, split_stream, tokenize_text
-from textseq.train_report import metric_name, metric_value
+from textseq.lm.data import load_lm_data, split_docs, split_stream, tokenize_text
+from textseq.lm.report import metric_name, metric_value
 from textseq.vocab import EOS, Vocab
 
 IGNORE = -100
@@ -142,7 +142,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
                         device: str = "cpu") -> EvalReport:
     """Teacher-forced and free-running scores of a checkpoint on ``text``, plus the n-gram baseline."""
     from textseq.distributed import pick_device
-    from textseq.lm_checkpoint import build_lm, read_lm
+    from textseq.lm.checkpoint import build_lm, read_lm
 
     ckpt = read_lm(checkpoint)
     vocab = Vocab.from_dict(ckpt["vocab"])
