@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textseq.forecast.config import ForecastConfig, ModelConfig, TrainConfig, TransformConfig
+from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
 from textseq.forecast.data import season_from_freq
 from textseq.forecast.datasets import load_dataset
 from textseq.forecast.evaluation import backtest, evaluate_tail
@@ -52,8 +52,8 @@ def candidates(series, season: int, horizon: int, seq_len: int, epochs: int, arc
     for arch in arches:
         for name, transform in transforms(series, season).items():
             cfg = ForecastConfig(seq_len=seq_len, horizon=horizon, transform=copy.deepcopy(transform),
-                                 model=ModelConfig(arch=arch, hidden_size=32),
-                                 train=TrainConfig(mode="direct", epochs=epochs, patience=30, batch_size=16))
+                                 model=ForecastModelConfig(arch=arch, hidden_size=32),
+                                 train=ForecastTrainConfig(mode="direct", epochs=epochs, patience=30, batch_size=16))
             yield f"{arch} {name}", cfg
 
 

@@ -32,7 +32,7 @@ from textseq.features.ngram_lm import KneserNeyLM
 from textseq.lm.checkpoint import read_lm
 from textseq.lm.data import batchify, load_lm_data, window
 from textseq.lm.evaluate import evaluate_checkpoint, heldout_docs, training_docs
-from textseq.lm.train import TrainConfig, train
+from textseq.lm.train import LMTrainConfig, train
 from textseq.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def quality(work: Path, quick: bool) -> str:
         train_path, test_path = split_lines(src, work)
         if quick:
             overrides = {**overrides, "max_steps": 60, "eval_every": 30}
-        cfg = TrainConfig(data=str(train_path), output=str(work / f"q_{src.stem}"), level="char", seed=0,
+        cfg = LMTrainConfig(data=str(train_path), output=str(work / f"q_{src.stem}"), level="char", seed=0,
                           device="cpu", valid_ratio=0.05, scheduler="cosine", epochs=100, **overrides)
         start = time.perf_counter()
         result = train(cfg, model, quiet=True, force=True)
@@ -136,7 +136,7 @@ def speed(work: Path, quick: bool) -> str:
     data = load_lm_data(src, level="word", lang="en")
     streams = batchify(data.ids, 20)
     # no validation split: both loops only train (textseq still writes its end-of-epoch checkpoint)
-    cfg = TrainConfig(data=str(src), output=str(work / "speed"), level="word", lang="en", bptt=35, batch_size=20,
+    cfg = LMTrainConfig(data=str(src), output=str(work / "speed"), level="word", lang="en", bptt=35, batch_size=20,
                       optimizer="sgd", lr=20.0, clip=0.25, max_steps=steps, epochs=100, seed=0, device="cpu",
                       valid_ratio=0.0)
     model = {"emb_size": 200, "hidden_size": 200, "num_layers": 2, "dropout": 0.2}
@@ -165,7 +165,7 @@ def modes(work: Path, quick: bool) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for mode, extra in (("teacher-forcing", {}), ("free-running", {}),
                         ("scheduled-sampling", {"schedule": "inverse-sigmoid"})):
-        cfg = TrainConfig(data=str(train_path), output=str(work / f"mode_{mode}"), level="char", bptt=50,
+        cfg = LMTrainConfig(data=str(train_path), output=str(work / f"mode_{mode}"), level="char", bptt=50,
                           batch_size=32, lr=0.003, max_steps=steps, epochs=100, valid_ratio=0.05, eval_every=100,
                           seed=0, device="cpu", mode=mode, **extra)
         start = time.perf_counter()

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from textseq.lm.checkpoint import read_lm
-from textseq.lm.train import TrainConfig, train
+from textseq.lm.train import LMTrainConfig, train
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 TINY = {"emb_size": 16, "hidden_size": 24, "num_layers": 1, "dropout": 0.2}
@@ -21,7 +21,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, cfg: TrainConfig, out_dir: str) -> None:
+def _worker(rank: int, world_size: int, port: int, cfg: LMTrainConfig, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def test_two_processes_train_in_sync(tmp_path):
     data = tmp_path / "slice.txt"
     data.write_text("".join(open(CORPORA / "en" / "shakespeare_sample.txt", encoding="utf-8").readlines()[:150]),
                     encoding="utf-8")
-    cfg = TrainConfig(data=str(data), output=str(tmp_path / "run"), level="char", bptt=16, batch_size=8,
+    cfg = LMTrainConfig(data=str(data), output=str(tmp_path / "run"), level="char", bptt=16, batch_size=8,
                       max_steps=12, eval_every=6, lr=0.01, seed=1, device="cpu", log_every=1)
     mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from textseq.errors import TextseqError
-from textseq.forecast.config import ForecastConfig, ModelConfig, TrainConfig, TransformConfig
+from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.datasets import load_dataset
 from textseq.forecast.evaluation import evaluate_tail
@@ -28,8 +28,8 @@ def sine(n=160, period=16.0):
 
 
 def config(arch="gru", mode="direct", horizon=4, epochs=3, **train):
-    return ForecastConfig(seq_len=16, horizon=horizon, model=ModelConfig(arch=arch, hidden_size=8),
-                          train=TrainConfig(mode=mode, epochs=epochs, **train))
+    return ForecastConfig(seq_len=16, horizon=horizon, model=ForecastModelConfig(arch=arch, hidden_size=8),
+                          train=ForecastTrainConfig(mode=mode, epochs=epochs, **train))
 
 
 def test_sin_to_cos_is_learned_with_a_stateful_rnn():
@@ -37,8 +37,8 @@ def test_sin_to_cos_is_learned_with_a_stateful_rnn():
     steps = np.linspace(0, 60 * np.pi, 600)
     series = SeriesData(np.stack([np.sin(steps), np.cos(steps)], 1), ["sin", "cos"], "cos", ["sin"])
     cfg = ForecastConfig(seq_len=10, horizon=1, transform=TransformConfig(scale="none"),
-                         model=ModelConfig(arch="lstm", hidden_size=16),
-                         train=TrainConfig(mode="teacher", stateful=True, epochs=40, lr=0.02, batch_size=8))
+                         model=ForecastModelConfig(arch="lstm", hidden_size=16),
+                         train=ForecastTrainConfig(mode="teacher", stateful=True, epochs=40, lr=0.02, batch_size=8))
     report = evaluate_tail(train_forecaster(series, cfg, quiet=True).forecaster, series, baselines=("naive",))
     assert report.rows["lstm"].rmse < 0.1
     assert report.rows["lstm"].rmse < 0.5 * report.rows["naive"].rmse
@@ -59,8 +59,8 @@ def test_every_mode_forecasts_the_whole_horizon(arch, mode):
 @pytest.mark.parametrize("mode", ["teacher", "free"])
 def test_one_step_recursive_modes_accept_several_inputs(arch, mode):
     two = SeriesData(np.random.default_rng(0).normal(size=(120, 2)), ["a", "b"], "a", ["a", "b"])
-    cfg = ForecastConfig(seq_len=8, horizon=1, model=ModelConfig(arch=arch, hidden_size=4),
-                         train=TrainConfig(mode=mode, epochs=1))
+    cfg = ForecastConfig(seq_len=8, horizon=1, model=ForecastModelConfig(arch=arch, hidden_size=4),
+                         train=ForecastTrainConfig(mode=mode, epochs=1))
     assert train_forecaster(two, cfg, quiet=True).forecaster.predict(two, [100, 120]).shape == (2, 1)
 
 
@@ -117,7 +117,7 @@ def test_invalid_setups_are_clear_errors():
 def test_lstm_on_airline_beats_naive_on_the_validation_tail():
     series = load_dataset("airline")
     cfg = ForecastConfig(seq_len=24, horizon=12, transform=TransformConfig(log=True, diff=12),
-                         model=ModelConfig(arch="lstm", hidden_size=16), train=TrainConfig(epochs=25))
+                         model=ForecastModelConfig(arch="lstm", hidden_size=16), train=ForecastTrainConfig(epochs=25))
     result = train_forecaster(series, cfg, quiet=True)
     split = result.split
     origins = np.arange(split.val_start, split.test_start - 11)

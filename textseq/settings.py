@@ -1,50 +1,92 @@
-"""TOML run configs: a ``[train]`` table (TrainConfig fields) and a ``[model]`` table (LMConfig fields).
+"""The one config convention: dataclasses validated in ``__post_init__``, built from plain data by
+:meth:`Settings.from_dict`, which refuses unknown keys and values of the wrong type everywhere
+(nested settings included), and TOML run files read by :func:`load_toml`.
 
-Command-line flags override the file; unknown tables or keys are errors, not silently ignored.
+Command-line flags default to ``None`` (not given), so the dataclass defaults are the single source of
+truth; :func:`merge` lays the given flags over a dict of settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import MISSING, fields
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import tomllib
+from typing import Any, TypeVar
 
 from textseq.errors import TextseqError
 
-SECTIONS = ("train", "model")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+S = TypeVar("S", bound="Settings")
 
 
-def load_toml(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read a run config; returns ``{"train": {...}, "model": {...}}`` (missing tables are empty)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TextseqError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TextseqError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = set(data) - set(SECTIONS)
-    if unknown:
-        raise TextseqError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
-                           f"expected {' and '.join(f'[{s}]' for s in SECTIONS)}")
-    for name in SECTIONS:
-        if not isinstance(data.get(name, {}), dict):
-            raise TextseqError(f"config file {path}: {name} must be a table ([{name}])")
-    return {name: dict(data.get(name, {})) for name in SECTIONS}
+class Settings:
+    """Mixin for config dataclasses: ``validate`` runs on construction (and again wherever a config that
+    may have been changed in place is used), ``from_dict`` is strict, ``to_dict`` gives plain data."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise TextseqError on a bad value; the base checks the nested settings. Override and call super()."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Settings):
+                value.validate()
+
+    @classmethod
+    def from_dict(cls: type[S], data: Mapping[str, Any] | None, where: str | None = None) -> S:
+        where = where or cls.__name__
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise TextseqError(f"{where} settings must be a table of keys and values, got {data!r}")
+        check_keys(cls, data, where)
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            nested = _nested_settings(f)
+            if nested is not None and not isinstance(value, nested):
+                value = nested.from_dict(value, f"{where}.{f.name}")
+            values[f.name] = _tuples(value) if isinstance(f.default, tuple) else value
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a value of a shape __post_init__ cannot read
+            raise TextseqError(f"invalid {where} settings: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
-def check_keys(cls: type, values: dict[str, Any], where: str, exclude: tuple[str, ...] = ()) -> None:
+def _nested_settings(f: dataclasses.Field) -> type[Settings] | None:
+    factory = f.default_factory
+    if isinstance(factory, type) and issubclass(factory, Settings):
+        return factory
+    return None
+
+
+def _tuples(value: Any) -> Any:
+    """Lists from JSON/TOML back to the (nested) tuples a frozen setting holds."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def check_keys(cls: type, values: Mapping[str, Any], where: str, exclude: Iterable[str] = ()) -> None:
     """Refuse keys that are not fields of the dataclass ``cls``, and values (e.g. from TOML) whose
     type differs from the field's default; an int is fine for a float, a list for a tuple."""
-    known = {f.name for f in fields(cls)} - set(exclude)
+    known = {f.name for f in dataclasses.fields(cls)} - set(exclude)
     unknown = set(values) - known
     if unknown:
         raise TextseqError(f"unknown {where} setting(s): {', '.join(sorted(unknown))} "
                            f"(known: {', '.join(sorted(known))})")
-    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     for key, value in values.items():
         default = defaults.get(key)
         if default is None:
@@ -54,6 +96,39 @@ def check_keys(cls: type, values: dict[str, Any], where: str, exclude: tuple[str
             raise TextseqError(f"{where} setting {key} must be {type(default).__name__}, got {value!r}")
 
 
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` updated with the overrides that were actually given (not None)."""
     return {**base, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def default_of(cls: type, name: str) -> Any:
+    """A dataclass field's default (for showing it in ``--help`` while the flag itself defaults to None)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(f"{cls.__name__} has no field {name}")
+
+
+def load_toml(path: str | os.PathLike, sections: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Read a TOML run file made of the given tables; returns ``{section: {...}}`` (missing tables
+    are empty). Unknown tables are errors."""
+    path, sections = Path(path), tuple(sections)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TextseqError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise TextseqError(f"config file {path} is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TextseqError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = set(data) - set(sections)
+    if unknown:
+        raise TextseqError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
+                           f"expected {' and '.join(f'[{s}]' for s in sections)}")
+    for name in sections:
+        if not isinstance(data.get(name, {}), dict):
+            raise TextseqError(f"config file {path}: {name} must be a table ([{name}])")
+    return {name: dict(data.get(name, {})) for name in sections}

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from textseq.errors import TextseqError
 from textseq.io import atomic_write_text
+from textseq.settings import Settings
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 DEFAULT_SPECIALS = (PAD, UNK, BOS, EOS)
 
 
 @dataclass
-class VocabConfig:
+class VocabConfig(Settings):
     """Which tokens make it into the vocabulary.
 
     ``min_df``/``max_df`` count documents (lines) containing the token: an int is an

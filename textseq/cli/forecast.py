@@ -116,7 +116,7 @@ def train_command(
     threads: int = THREADS,
 ) -> None:
     """Train a forecaster; prints the test-tail metrics next to the baselines."""
-    from textseq.forecast.config import ForecastConfig, ModelConfig, TrainConfig, TransformConfig
+    from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
     from textseq.forecast.datasets import load_source
     from textseq.forecast.forecaster import save_forecaster
     from textseq.forecast.train import train_forecaster
@@ -129,9 +129,9 @@ def train_command(
     cfg = ForecastConfig(
         seq_len=seq_len, horizon=horizon, test_frac=test_frac, val_frac=val_frac, season=season,
         transform=TransformConfig(scale=scale, log=log, diff=diff),
-        model=ModelConfig(arch=model, hidden_size=hidden_size, num_layers=layers, dropout=dropout,
+        model=ForecastModelConfig(arch=model, hidden_size=hidden_size, num_layers=layers, dropout=dropout,
                           bidirectional=bidirectional, impl=impl),
-        train=TrainConfig(mode=mode, stateful=stateful, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+        train=ForecastTrainConfig(mode=mode, stateful=stateful, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
                           weight_decay=weight_decay, patience=patience, seed=seed, ensemble=ensemble),
     )
     result = train_forecaster(series, cfg, source, quiet=quiet)

@@ -11,6 +11,7 @@ from gensim.models import KeyedVectors, Word2Vec
 
 from textseq.errors import TextseqError, check_choice
 from textseq.io import atomic_path
+from textseq.settings import Settings
 
 FORMATS = ("kv", "word2vec", "word2vec-binary", "glove")
 SUFFIX_FORMATS = {".kv": "kv", ".bin": "word2vec-binary", ".txt": "word2vec", ".vec": "word2vec",
@@ -18,7 +19,7 @@ SUFFIX_FORMATS = {".kv": "kv", ".bin": "word2vec-binary", ".txt": "word2vec", ".
 
 
 @dataclass
-class Word2VecConfig:
+class Word2VecConfig(Settings):
     vector_size: int = 100
     window: int = 5
     min_count: int = 2
@@ -28,6 +29,7 @@ class Word2VecConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        super().validate()
         for name in ("vector_size", "window", "epochs", "workers"):
             if getattr(self, name) < 1:
                 raise TextseqError(f"word2vec {name} must be at least 1, got {getattr(self, name)}")

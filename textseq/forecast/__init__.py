@@ -6,7 +6,7 @@ naive / seasonal naive / drift / ARIMA / ETS baselines) or :func:`backtest`; che
 :func:`save_forecaster` / :func:`load_forecaster`.
 """
 
-from textseq.forecast.config import ForecastConfig, ModelConfig, TrainConfig, TransformConfig
+from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
 from textseq.forecast.data import SeriesData, load_csv
 from textseq.forecast.datasets import list_datasets, load_dataset
 from textseq.forecast.evaluation import backtest, evaluate_tail
@@ -14,7 +14,8 @@ from textseq.forecast.forecaster import Forecaster, load_forecaster, save_foreca
 from textseq.forecast.train import train_forecaster
 
 __all__ = [
-    "ForecastConfig", "Forecaster", "ModelConfig", "SeriesData", "TrainConfig", "TransformConfig", "backtest",
+    "ForecastConfig", "ForecastModelConfig", "ForecastTrainConfig", "Forecaster", "SeriesData", "TransformConfig",
+    "backtest",
     "evaluate_tail", "list_datasets", "load_csv", "load_dataset", "load_forecaster", "save_forecaster",
     "train_forecaster",
 ]

@@ -17,7 +17,7 @@ from textseq.forecast.prep import chronological_split, horizon_values, origins_b
 
 
 @dataclass
-class EvalReport:
+class ForecastReport:
     rows: dict[str, Metrics]
     horizon: int
     season: int
@@ -58,7 +58,7 @@ def baseline_table(target: np.ndarray, origins: np.ndarray, horizon: int, season
 
 
 def evaluate_tail(forecaster: Forecaster, series: SeriesData, baselines=BASELINES,
-                  model_name: str | None = None) -> EvalReport:
+                  model_name: str | None = None) -> ForecastReport:
     """Forecast every origin of the test tail (last ``test_frac``) with the model and the baselines."""
     cfg = forecaster.cfg
     split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
@@ -74,10 +74,11 @@ def evaluate_tail(forecaster: Forecaster, series: SeriesData, baselines=BASELINE
                                     cfg.transform.log, baselines))
     truth = horizon_values(target, origins, cfg.horizon)
     rows = score(forecasts, truth, seasonal_naive_scale(target[: split.test_start], season))
-    return EvalReport(rows, cfg.horizon, season, len(origins), int(origins[0]), forecasts, origins, truth)
+    return ForecastReport(rows, cfg.horizon, season, len(origins), int(origins[0]), forecasts, origins, truth)
 
 
-def backtest(series: SeriesData, cfg: ForecastConfig, k: int, baselines=BASELINES, quiet: bool = True) -> EvalReport:
+def backtest(series: SeriesData, cfg: ForecastConfig, k: int, baselines=BASELINES,
+             quiet: bool = True) -> ForecastReport:
     """Rolling-origin evaluation: at each of ``k`` origins ``T - h*k, ..., T - h`` everything (scaler,
     network, ARIMA/ETS) is refit on the data before the origin, then forecasts ``h`` steps.
     Metrics are averaged over the origins."""
@@ -103,4 +104,4 @@ def backtest(series: SeriesData, cfg: ForecastConfig, k: int, baselines=BASELINE
         per_origin.append(score(forecasts, horizon_values(series.target_values, at, horizon), scale))
     rows = {name: Metrics(**{m: float(np.mean([getattr(fold[name], m) for fold in per_origin]))
                              for m in METRIC_NAMES}) for name in per_origin[0]}
-    return EvalReport(rows, horizon, season or 1, k, int(origins[0]))
+    return ForecastReport(rows, horizon, season or 1, k, int(origins[0]))

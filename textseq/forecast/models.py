@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from textseq.errors import TextseqError, check_choice
-from textseq.forecast.config import ModelConfig
+from textseq.forecast.config import ForecastModelConfig
 from textseq.models.cells import CELL_TYPES, Hidden, build_rnn
 
 ARCHS = ("mlp", *CELL_TYPES)
@@ -18,7 +18,7 @@ class MLPForecaster(nn.Module):
 
     recurrent = False
 
-    def __init__(self, cfg: ModelConfig, input_size: int, output_size: int, seq_len: int):
+    def __init__(self, cfg: ForecastModelConfig, input_size: int, output_size: int, seq_len: int):
         super().__init__()
         layers: list[nn.Module] = []
         width = seq_len * input_size
@@ -37,7 +37,7 @@ class RNNForecaster(nn.Module):
 
     recurrent = True
 
-    def __init__(self, cfg: ModelConfig, input_size: int, output_size: int):
+    def __init__(self, cfg: ForecastModelConfig, input_size: int, output_size: int):
         super().__init__()
         self.bidirectional = cfg.bidirectional
         self.rnn = build_rnn(cfg.arch, input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout,
@@ -67,7 +67,7 @@ class RNNForecaster(nn.Module):
         return self.head(self.drop(features))
 
 
-def build_forecaster(cfg: ModelConfig, input_size: int, output_size: int, seq_len: int) -> nn.Module:
+def build_forecaster(cfg: ForecastModelConfig, input_size: int, output_size: int, seq_len: int) -> nn.Module:
     check_choice("model", cfg.arch, ARCHS)
     if cfg.arch == "mlp":
         return MLPForecaster(cfg, input_size, output_size, seq_len)

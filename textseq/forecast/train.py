@@ -8,7 +8,6 @@ keeps the epoch with the lowest validation MAE (in the target's units).
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from textseq.errors import TextseqError, TrainingDiverged, check_choice
-from textseq.forecast.config import LOSSES, MODES, ForecastConfig
+from textseq.errors import TextseqError
+from textseq.forecast.config import ForecastConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.forecaster import Forecaster, SeriesSpec, build_models
 from textseq.forecast.models import rollout
@@ -30,12 +29,14 @@ from textseq.forecast.prep import (
     origins_between,
 )
 from textseq.models.cells import detach_hidden
+from textseq.progress import ProgressReporter
+from textseq.training import EarlyStopping, guarded_update, make_optimizer
 
 LOSS_FUNCTIONS = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
 
 
 @dataclass
-class TrainResult:
+class ForecastTrainResult:
     forecaster: Forecaster
     split: Split
     best_val_mae: list[float] = field(default_factory=list)  # per ensemble member
@@ -43,26 +44,13 @@ class TrainResult:
 
 
 def validate_config(cfg: ForecastConfig, series: SeriesData) -> None:
-    t = cfg.train
-    check_choice("mode", t.mode, MODES)
-    check_choice("loss", t.loss, LOSSES)
-    if min(cfg.seq_len, cfg.horizon, t.epochs, t.batch_size, t.ensemble) < 1:
-        raise TextseqError("seq-len, horizon, epochs, batch size and ensemble size must be at least 1")
-    if cfg.transform.diff < 0:
-        raise TextseqError("--diff must be 0 (none), 1 or a seasonal lag")
-    if cfg.season is not None and cfg.season < 1:  # a negative m would make seasonal naive read the future
-        raise TextseqError("--season must be at least 1")
-    if t.lr < 0 or t.weight_decay < 0:
-        raise TextseqError("--lr and --weight-decay must not be negative")
+    """The settings' own checks (again: a config may have been changed in place) and those that need the series."""
+    cfg.validate()
     if cfg.recursive and cfg.horizon > 1 and series.inputs != [series.target]:
         raise TextseqError(
             "recursive multi-step forecasts feed predictions back, so the target must be the only input; "
             "use --mode direct with several input columns"
         )
-    if cfg.model.bidirectional and cfg.recursive:
-        raise TextseqError("a bidirectional encoder needs --mode direct (N-to-N steps must not see the future)")
-    if t.stateful and (t.mode != "teacher" or cfg.model.arch == "mlp"):
-        raise TextseqError("--stateful needs a recurrent model in --mode teacher")
     need = cfg.seq_len + cfg.horizon + cfg.transform.diff
     if len(series) < need:
         raise TextseqError(
@@ -94,14 +82,14 @@ class _Trainer:
         self.cfg, self.model = cfg, model
         t = cfg.train
         self.loss_fn = LOSS_FUNCTIONS[t.loss]()
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
         self.generator = torch.Generator().manual_seed(t.seed)
         if t.stateful:
             streams = max(1, min(t.batch_size, (split.val_start - lag) // (4 * cfg.seq_len)))
             self.chunks = _stream_chunks(x, z, lag, split.val_start, cfg.seq_len, streams)
             return
-        teacher = t.mode == "teacher" and model.recurrent
-        horizon = 1 if t.mode == "teacher" else cfg.horizon
+        teacher = t.mode == "teacher-forcing" and model.recurrent
+        horizon = 1 if t.mode == "teacher-forcing" else cfg.horizon
         origins = origins_between(lag, split.val_start, cfg.seq_len, horizon, every_step=teacher)
         if len(origins) == 0:
             raise TextseqError(
@@ -114,20 +102,16 @@ class _Trainer:
 
     def _predict(self, x: Tensor) -> Tensor:
         mode = self.cfg.train.mode
-        if mode == "teacher":
+        if mode == "teacher-forcing":
             return self.model.steps(x)[0][..., 0] if self.model.recurrent else self.model(x)
-        if mode == "free":
+        if mode == "free-running":
             return rollout(self.model, x, self.cfg.horizon)
         return self.model(x)
 
     def _step(self, loss: Tensor) -> float:
-        if not torch.isfinite(loss):
-            raise TrainingDiverged("training diverged (loss is not finite); try a lower --lr")
-        self.optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip)
-        self.optimizer.step()
-        return loss.item()
+        value = guarded_update(loss, self.optimizer, self.model.parameters(), self.cfg.train.clip, hint="lower --lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        return value
 
     def epoch(self) -> float:
         self.model.train()
@@ -141,13 +125,6 @@ class _Trainer:
         losses = [self._step(self.loss_fn(self._predict(self.x[idx]), self.y[idx]))
                   for idx in _batches(len(self.x), self.cfg.train.batch_size, self.generator)]
         return float(np.mean(losses))
-
-
-def _progress(quiet: bool):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                    TimeElapsedColumn(), transient=True, disable=quiet or not sys.stderr.isatty())
 
 
 def validation_origins(cfg: ForecastConfig, split: Split, lag: int) -> np.ndarray:
@@ -173,22 +150,22 @@ def train_one(cfg: ForecastConfig, forecaster: Forecaster, series: SeriesData, s
     val_origins = validation_origins(cfg, split, forecaster.transform.lag)
     val_truth = horizon_values(series.target_values, val_origins, cfg.horizon)
     single = Forecaster(cfg, forecaster.spec, forecaster.transform, [model])
-    best = (np.inf, copy.deepcopy(model.state_dict()), 0)
+    stopper, best_state = EarlyStopping(cfg.train.patience), copy.deepcopy(model.state_dict())
     for epoch in range(1, cfg.train.epochs + 1):
         loss = trainer.epoch()
         val_mae = float(np.abs(single.predict(series, val_origins) - val_truth).mean())
         if on_epoch:
             on_epoch(epoch, loss, val_mae)
-        if val_mae < best[0]:
-            best = (val_mae, copy.deepcopy(model.state_dict()), epoch)
-        elif epoch - best[2] >= cfg.train.patience:
+        if stopper.update(val_mae):
+            best_state = copy.deepcopy(model.state_dict())
+        elif stopper.should_stop:
             break
-    model.load_state_dict(best[1])
-    return model.eval(), best[0], epoch
+    model.load_state_dict(best_state)
+    return model.eval(), stopper.best, epoch
 
 
 def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | None = None,
-                     quiet: bool = False) -> TrainResult:
+                     quiet: bool = False) -> ForecastTrainResult:
     """Fit the transform on the training part, then train ``cfg.train.ensemble`` networks."""
     validate_config(cfg, series)
     split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
@@ -196,17 +173,15 @@ def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | Non
     transform.fit(series.input_values, series.target_values, split.val_start)
     validation_origins(cfg, split, transform.lag)  # fail before training if there are none
     forecaster = Forecaster(cfg, SeriesSpec.of(series, source), transform, [])
-    result = TrainResult(forecaster, split)
-    with _progress(quiet) as progress:
-        task = progress.add_task("training", total=cfg.train.epochs * cfg.train.ensemble, status="")
-
-        def on_epoch(epoch: int, loss: float, val_mae: float) -> None:
-            progress.update(task, advance=1, status=f"epoch {epoch} loss {loss:.4f} val MAE {val_mae:.4g}")
-
+    result = ForecastTrainResult(forecaster, split)
+    epochs = cfg.train.epochs
+    with ProgressReporter("training", epochs * cfg.train.ensemble, enabled=not quiet, transient=True) as progress:
         for member in range(cfg.train.ensemble):
-            model, val_mae, epochs = train_one(cfg, forecaster, series, split, cfg.train.seed + member, on_epoch)
+            def on_epoch(epoch: int, loss: float, val_mae: float, member: int = member) -> None:
+                progress.update(member * epochs + epoch, stats=f"epoch {epoch} loss {loss:.4f} val MAE {val_mae:.4g}")
+
+            model, val_mae, epochs_run = train_one(cfg, forecaster, series, split, cfg.train.seed + member, on_epoch)
             forecaster.models.append(model)
             result.best_val_mae.append(val_mae)
-            result.epochs_run.append(epochs)
-            progress.update(task, completed=(member + 1) * cfg.train.epochs)
+            result.epochs_run.append(epochs_run)
     return result

@@ -3,7 +3,7 @@
 Layout (kind="lm", plain data + tensors, see :mod:`textseq.checkpoint`)::
 
     model_config   asdict(LMConfig)          vocab      Vocab.to_dict()
-    train_config   asdict(TrainConfig)       pipeline   PipelineConfig.to_dict()
+    train_config   asdict(LMTrainConfig)       pipeline   PipelineConfig.to_dict()
     model_state    state_dict                sources    training text path(s)
     optimizer / scheduler   state dicts (None in a weights-only export)
     rng            one dict per rank: torch (+cuda), numpy Generator state, python random

@@ -89,18 +89,18 @@ def free_running_nll(lm, inputs: Tensor, targets: Tensor, horizon: int, stride: 
 
 
 @dataclass
-class EvalRow:
+class LMEvalRow:
     name: str
     nll: float  # mean nats per token
     metric: float  # bpc (char) or perplexity (word)
 
 
 @dataclass
-class EvalReport:
+class LMEvalReport:
     level: str
     tokens: int
     oov_rate: float
-    rows: list[EvalRow]
+    rows: list[LMEvalRow]
     horizon_nll: list[float] = field(default_factory=list)
 
     @property
@@ -113,8 +113,8 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def _row(name: str, nll: float, level: str) -> EvalRow:
-    return EvalRow(name, nll, metric_value(nll, level))
+def _row(name: str, nll: float, level: str) -> LMEvalRow:
+    return LMEvalRow(name, nll, metric_value(nll, level))
 
 
 def heldout_docs(text: str | os.PathLike, pipeline: dict, vocab: Vocab) -> list[list[str]]:
@@ -139,7 +139,7 @@ def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list
 def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, *, horizon: int = 10,
                         stride: int | None = None, baseline: bool = True, order: int | None = None,
                         train_text: str | None = None, batch_size: int = 16,
-                        device: str = "cpu") -> EvalReport:
+                        device: str = "cpu") -> LMEvalReport:
     """Teacher-forced and free-running scores of a checkpoint on ``text``, plus the n-gram baseline."""
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import build_lm, read_lm
@@ -160,11 +160,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
         rows.append(_ngram_row(ckpt, vocab, docs, train_text, order or (5 if level == "char" else 3), level))
     unk = vocab.unk_id
     oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
-    return EvalReport(level, len(stream) - 1, oov, rows, horizons)
+    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons)
 
 
 def _ngram_row(ckpt: dict, vocab: Vocab, docs: list[list[str]], train_text: str | None, order: int,
-               level: str) -> EvalRow:
+               level: str) -> LMEvalRow:
     from textseq.features.ngram_lm import KneserNeyLM
 
     ngram = KneserNeyLM(order=order, vocab=vocab).fit(training_docs(ckpt, vocab, train_text))

@@ -17,10 +17,11 @@ from torch import Tensor
 from textseq.errors import TextseqError
 from textseq.lm.model import RNNLanguageModel
 from textseq.models.cells import Hidden
+from textseq.settings import Settings
 
 
 @dataclass
-class SamplingConfig:
+class SamplingConfig(Settings):
     max_tokens: int = 200
     temperature: float = 1.0  # 0 means greedy
     top_k: int = 0  # 0 = no limit
@@ -32,7 +33,7 @@ class SamplingConfig:
     seed: int | None = None
     length_penalty: float = 1.0  # beam search only, see beam_search()
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.max_tokens < 0:
             raise TextseqError(f"max_tokens must be >= 0, got {self.max_tokens}")
         if self.temperature < 0:

@@ -1,4 +1,4 @@
-"""Train a recurrent language model on a token stream: ``train(TrainConfig, model_settings) -> TrainResult``.
+"""Train a recurrent language model on a token stream: ``train(LMTrainConfig, model_settings) -> LMTrainResult``.
 
 The loop follows pytorch/examples word_language_model: parallel streams walked in TBPTT windows
 with the hidden state carried (detached) from update to update, gradient clipping, validation on
@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from textseq import distributed as dist_util
-from textseq.errors import TextseqError, TrainingDiverged, check_choice
+from textseq.errors import TextseqError, check_choice
 from textseq.io import check_output, check_output_dir
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
 from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream
 from textseq.lm.evaluate import evaluate_stream, stream_rows
 from textseq.lm.model import LMConfig, RNNLanguageModel
-from textseq.lm.report import Reporter, describe, plot_history
+from textseq.lm.report import describe, plot_history
 from textseq.lm.tbptt import (
     FEEDBACKS,
     MODES,
@@ -44,15 +44,14 @@ from textseq.lm.tbptt import (
     spans_per_epoch,
     teacher_forcing_prob,
 )
-from textseq.settings import check_keys, merge
+from textseq.progress import ProgressReporter
+from textseq.settings import Settings, check_keys, load_toml, merge
+from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_update, make_optimizer, make_scheduler
 from textseq.vocab import Vocab, VocabConfig
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("none", "step", "cosine", "plateau")
 
 
 @dataclass
-class TrainConfig:
+class LMTrainConfig(Settings):
     """Everything about a run except the model architecture (LMConfig). 0 / "" mean "not set"."""
 
     data: str = ""  # text file/directory, or a `textseq preprocess` output directory
@@ -91,7 +90,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False
 
-    def __post_init__(self):
+    def validate(self) -> None:
         for name, value, allowed in (("mode", self.mode, MODES), ("schedule", self.schedule, SCHEDULES),
                                      ("feedback", self.feedback, FEEDBACKS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
@@ -115,14 +114,9 @@ class TrainConfig:
     def tbptt(self) -> tuple[int, int]:
         return self.k1 or self.bptt, self.k2 or self.bptt
 
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        check_keys(cls, data, "train")
-        return cls(**data)
-
 
 @dataclass
-class TrainResult:
+class LMTrainResult:
     best_checkpoint: str
     last_checkpoint: str
     steps: int
@@ -192,25 +186,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
-    """Stepped once per update, except "plateau" which is stepped on each validation loss."""
-    if cfg.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step_size, gamma=cfg.lr_gamma)
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    if cfg.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_gamma, patience=0)
-    return None
-
-
 def model_settings_from(model: dict | None) -> dict:
     model = dict(model or {})
     check_keys(LMConfig, model, "model", exclude=("vocab_size",))
@@ -220,7 +195,7 @@ def model_settings_from(model: dict | None) -> dict:
 class Trainer:
     """One training run; ``run()`` drives it. Built by :func:`train`."""
 
-    def __init__(self, cfg: TrainConfig, model_settings: dict, info: dist_util.DistInfo,
+    def __init__(self, cfg: LMTrainConfig, model_settings: dict, info: dist_util.DistInfo,
                  resume: dict | None = None, quiet: bool = False, force: bool = False,
                  on_step: Callable[[Trainer], None] | None = None):
         self.cfg, self.info, self.on_step = cfg, info, on_step
@@ -236,7 +211,8 @@ class Trainer:
         seed_everything(cfg.seed + info.rank)
         if resume is not None:
             self._restore(resume)
-        self.reporter = Reporter(self.total_steps, self.level, cfg.log_every, info.is_main and not quiet)
+        self.reporter = ProgressReporter("train", self.total_steps, enabled=info.is_main and not quiet,
+                                         log_every=cfg.log_every)
         self.stop_requested = False
         self.at_boundary = True
 
@@ -274,8 +250,9 @@ class Trainer:
         if info.enabled:
             self.step_fn = nn.parallel.DistributedDataParallel(
                 self.window_loss, find_unused_parameters=lm_cfg.adaptive_softmax)
-        self.optimizer = make_optimizer(cfg, self.lm.parameters())
-        self.scheduler = make_scheduler(cfg, self.optimizer, self.total_steps)
+        self.optimizer = make_optimizer(cfg.optimizer, self.lm.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.scheduler = make_scheduler(cfg.scheduler, self.optimizer, self.total_steps, cfg.lr_step_size,
+                                        cfg.lr_gamma)
 
     def _load_embeddings(self) -> None:
         from textseq.features.embeddings import load_vectors
@@ -314,7 +291,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self) -> TrainResult:
+    def run(self) -> LMTrainResult:
         self.start_time, self.start_tokens = time.perf_counter(), self.progress.tokens
         self.last_loss = math.nan
         with self.reporter, _deferred_sigint(self):
@@ -374,14 +351,9 @@ class Trainer:
         self.lm.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob())
-        loss.backward()
-        if cfg.clip > 0:
-            nn.utils.clip_grad_norm_(self.lm.parameters(), cfg.clip)
-        nll = float(dist_util.mean_across(loss.detach(), self.info))
-        if not math.isfinite(nll):
-            raise TrainingDiverged(f"the training loss became {nll} at step {progress.step + 1}; "
-                                   "lower --lr or set --clip (e.g. --clip 0.25)")
-        self.optimizer.step()
+        nll = guarded_update(loss, self.optimizer, self.lm.parameters(), cfg.clip,
+                             reduce=lambda value: dist_util.mean_across(value, self.info),
+                             hint=f"at step {progress.step + 1}; lower --lr or set --clip (e.g. --clip 0.25)")
         if self.scheduler is not None and cfg.scheduler != "plateau":
             self.scheduler.step()
         self.hidden = hidden
@@ -394,7 +366,7 @@ class Trainer:
         self.last_loss = nll
         if progress.step % self.cfg.log_every == 0 or progress.step == 1:
             progress.history["train"].append([progress.step, nll])
-        self.reporter.step(progress.step, nll, self.tokens_per_sec())
+        self.reporter.update(progress.step, stats=f"{describe(nll, self.level)} {self.tokens_per_sec():,.0f} tok/s")
 
     def tokens_per_sec(self) -> float:
         elapsed = time.perf_counter() - self.start_time
@@ -409,16 +381,15 @@ class Trainer:
         progress.history["valid"].append([progress.step, nll])
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(nll)
-        improved = progress.best_valid is None or nll < progress.best_valid
+        stopper = EarlyStopping(self.cfg.patience, progress.best_valid, progress.bad_evals)
+        improved = stopper.update(nll)
+        progress.best_valid, progress.bad_evals = stopper.best, stopper.bad_evals
         self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}"
                           + (" (best)" if improved else ""))
         if improved:
-            progress.best_valid, progress.bad_evals = nll, 0
             self._save(self.paths.best)
-        else:
-            progress.bad_evals += 1
         self._plot()
-        return bool(self.cfg.patience) and progress.bad_evals >= self.cfg.patience
+        return stopper.should_stop
 
     # ------------------------------------------------------------------ output
 
@@ -444,7 +415,7 @@ class Trainer:
         if self.info.is_main:
             plot_history(self.progress.history, self.paths.plot, self.level)
 
-    def _finish(self, reason: str) -> TrainResult:
+    def _finish(self, reason: str) -> LMTrainResult:
         tokens_per_sec = self.tokens_per_sec()
         self._save(self.paths.last)
         if self.valid_data is None or self.progress.best_valid is None:
@@ -452,7 +423,7 @@ class Trainer:
         self._plot()
         if reason == "interrupted":
             self.reporter.log(f"interrupted: saved {self.paths.last} (resume with --resume {self.paths.last})")
-        return TrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
+        return LMTrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
                            reason, self.last_loss, self.progress.best_valid, tokens_per_sec,
                            self.progress.history, self.lm)
 
@@ -482,8 +453,8 @@ class _deferred_sigint:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def train(cfg: TrainConfig, model: dict | None = None, *, resume: str | None = None, force: bool = False,
-          quiet: bool = False, on_step: Callable[[Trainer], None] | None = None) -> TrainResult:
+def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None = None, force: bool = False,
+          quiet: bool = False, on_step: Callable[[Trainer], None] | None = None) -> LMTrainResult:
     """Train (or resume) an LM. ``model`` holds LMConfig fields except vocab_size (ignored on resume:
     the checkpoint's architecture is used). ``on_step(trainer)`` runs after every update."""
     if not cfg.data:
@@ -508,7 +479,7 @@ FIXED_ON_RESUME = ("level", "lang", "batch_size", "valid_ratio")
 
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
-                   resume: str | None = None) -> tuple[TrainConfig, dict]:
+                   resume: str | None = None) -> tuple[LMTrainConfig, dict]:
     """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given)."""
     train_base: dict = {}
     model_base: dict = {}
@@ -517,9 +488,7 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
         train_base = dict(ckpt["train_config"])
         model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
     if config_file:
-        from textseq.settings import load_toml
-
-        tables = load_toml(config_file)
+        tables = load_toml(config_file, ("train", "model"))
         train_base.update(tables["train"])
         model_base.update(tables["model"])
     model = merge(model_base, model_overrides)
@@ -531,4 +500,4 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
         if changed:
             flags = ", ".join("--" + key.replace("_", "-") for key in changed)
             raise TextseqError(f"{flags} cannot change when resuming (the carried streams depend on it)")
-    return TrainConfig.from_dict(train), model_settings_from(model)
+    return LMTrainConfig.from_dict(train, "train"), model_settings_from(model)

@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from textseq.settings import Settings
+
 HTML_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^<>]{0,500}>", re.IGNORECASE | re.DOTALL)
 URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"]+|\bwww\.[^\s<>\"]+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -24,7 +26,7 @@ DIGITS = re.compile(r"\d+")
 
 
 @dataclass
-class CleanConfig:
+class CleanConfig(Settings):
     nfkc: bool = True  # Unicode NFKC: full-width letters, digits and punctuation become half-width
     strip_html: bool = True  # drop tags and comments, unescape entities (&amp; -> &)
     strip_urls: bool = True

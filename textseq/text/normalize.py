@@ -10,18 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from textseq.errors import TextseqError, check_choice
+from textseq.settings import Settings
 
 STEMMERS = ("porter", "snowball", "lancaster")
 
 
 @dataclass
-class NormalizeConfig:
+class NormalizeConfig(Settings):
     lowercase: bool = False
     stem: str | None = None  # porter | snowball | lancaster (stemmers also lowercase)
     lemmatize: bool = False  # simplemma dictionary lemmas, language lemma_lang
     lemma_lang: str = "en"
 
     def validate(self) -> None:
+        super().validate()
         if self.stem is not None:
             check_choice("stemmer", self.stem, STEMMERS)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from textseq.errors import TextseqError
+from textseq.settings import Settings
 from textseq.text.clean import CleanConfig, build_cleaner
 from textseq.text.normalize import NormalizeConfig, build_token_normalizers
 from textseq.text.stopwords import StopwordConfig, build_stopword_filter
@@ -19,7 +20,7 @@ from textseq.text.tokenize import HAS_HAN, TokenizeConfig, build_tokenizer
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(Settings):
     clean: CleanConfig = field(default_factory=CleanConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     stopwords: StopwordConfig = field(default_factory=StopwordConfig)
@@ -33,31 +34,6 @@ class PipelineConfig:
             raise TextseqError(f"unknown level {level!r}; choose char or word")
         return cls(tokenize=TokenizeConfig(level=level), normalize=NormalizeConfig(lowercase=level == "word"))
 
-    def validate(self) -> None:
-        self.tokenize.validate()
-        self.normalize.validate()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PipelineConfig:
-        try:
-            parts = {f.name: _section(f.default_factory, data.get(f.name, {})) for f in fields(cls)}
-        except (TypeError, AttributeError) as exc:
-            raise TextseqError(f"invalid pipeline config: {exc}") from None
-        cfg = cls(**parts)
-        cfg.stopwords.langs = tuple(cfg.stopwords.langs)
-        cfg.stopwords.words = tuple(cfg.stopwords.words)
-        cfg.tokenize.user_words = tuple(tuple(w) for w in cfg.tokenize.user_words)
-        return cfg
-
-
-def _section(section_cls, values: dict):
-    unknown = set(values) - {f.name for f in fields(section_cls)}
-    if unknown:
-        raise TypeError(f"unknown {section_cls.__name__} field(s) {', '.join(sorted(unknown))}")
-    return section_cls(**values)
 
 
 class Pipeline:

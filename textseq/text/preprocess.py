@@ -17,6 +17,7 @@ from pathlib import Path
 
 from textseq.errors import TextseqError
 from textseq.io import atomic_open, atomic_write_text, check_output_dir
+from textseq.settings import Settings
 from textseq.text.job import SpillDocs, TokenSpill, count_pass
 from textseq.text.pipeline import PipelineConfig
 from textseq.text.reader import MAX_LINE_MB, LineReader
@@ -27,7 +28,7 @@ IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
 
 
 @dataclass
-class FeatureConfig:
+class FeatureConfig(Settings):
     bow: bool = False  # features/bow.npz: documents x vocabulary counts (scipy sparse)
     ngrams: tuple[int, int] | None = None  # features/ngrams.tsv: counts of n-grams, n in [lo, hi]
     ngram_lm_order: int | None = None  # features/ngram_lm.npz: Kneser-Ney LM, perplexity on held-out docs
@@ -35,6 +36,7 @@ class FeatureConfig:
     word2vec: dict | None = None  # features/word2vec.txt; Word2VecConfig overrides, {} for defaults
 
     def validate(self) -> None:
+        super().validate()
         if self.ngrams is not None and not 1 <= self.ngrams[0] <= self.ngrams[1]:
             raise TextseqError(f"n-gram range must be LO-HI with 1 <= LO <= HI, got {self.ngrams}")
         if self.ngram_lm_order is not None and self.ngram_lm_order < 1:
@@ -44,7 +46,7 @@ class FeatureConfig:
 
 
 @dataclass
-class PreprocessConfig:
+class PreprocessConfig(Settings):
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -52,6 +54,15 @@ class PreprocessConfig:
     max_line_mb: float = MAX_LINE_MB
     workers: int = 1
     keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.workers < 1:
+            raise TextseqError(f"--workers must be at least 1, got {self.workers}")
+        if not self.max_line_mb > 0:
+            raise TextseqError(f"--max-line-mb must be positive, got {self.max_line_mb}")
+        if EOS not in self.vocab.specials:
+            raise TextseqError(f"the special tokens must include {EOS}: every document ends with it")
 
 
 @dataclass
@@ -73,15 +84,6 @@ class PreprocessStats:
     features: dict = field(default_factory=dict)
 
 
-def validate(cfg: PreprocessConfig) -> None:
-    cfg.pipeline.validate()
-    cfg.features.validate()
-    if cfg.workers < 1:
-        raise TextseqError(f"--workers must be at least 1, got {cfg.workers}")
-    if EOS not in cfg.vocab.specials:
-        raise TextseqError(f"the special tokens must include {EOS}: every document ends with it")
-
-
 def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: PreprocessConfig | None = None,
                force: bool = False, on_progress: Callable[[int, int | None], None] | None = None
                ) -> PreprocessStats:
@@ -90,7 +92,7 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
     ``on_progress(bytes_read, total_bytes_or_None)`` is called after every chunk.
     """
     cfg = cfg or PreprocessConfig()
-    validate(cfg)
+    cfg.validate()  # again: the config may have been changed in place
     reader = LineReader(sources, cfg.encoding, max_line_mb=cfg.max_line_mb)
     created = not Path(out_dir).exists()
     out = check_output_dir(out_dir, force)
@@ -151,8 +153,7 @@ def load_pipeline_record(out_dir: str | Path) -> tuple[PipelineConfig, VocabConf
     path = Path(out_dir) / PIPELINE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        vocab_cfg = VocabConfig(**{**data["vocab"], "specials": tuple(data["vocab"]["specials"])})
-        return PipelineConfig.from_dict(data["pipeline"]), vocab_cfg
+        return PipelineConfig.from_dict(data["pipeline"], "pipeline"), VocabConfig.from_dict(data["vocab"], "vocab")
     except FileNotFoundError:
         raise TextseqError(f"{path} does not exist (run textseq preprocess first)") from None
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:

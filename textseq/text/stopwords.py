@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textseq.errors import TextseqError
+from textseq.settings import Settings
 
 
 @dataclass
-class StopwordConfig:
+class StopwordConfig(Settings):
     langs: tuple[str, ...] = ()  # ISO 639-1 codes known to stopwordsiso, e.g. ("en", "zh")
     words: tuple[str, ...] = ()  # user words, read by load_stopword_file: stored inline, self-contained
 

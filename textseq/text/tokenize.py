@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textseq.errors import TextseqError, check_choice
+from textseq.settings import Settings
 
 LEVELS = ("char", "word")
 LANGS = ("auto", "zh", "en")
@@ -40,7 +41,7 @@ WORD_OR_PUNCT = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]")
 
 
 @dataclass
-class TokenizeConfig:
+class TokenizeConfig(Settings):
     level: str = "word"  # "char": Unicode code points, spaces included; "word": see the module docstring
     lang: str = "auto"  # "auto": lines with Han characters are Chinese (mixed), others English
     jieba_mode: str = "accurate"  # accurate | full | search
@@ -52,6 +53,7 @@ class TokenizeConfig:
     user_words: tuple[tuple[str, int | None, str | None], ...] = ()
 
     def validate(self) -> None:
+        super().validate()
         for name, value, allowed in (("level", self.level, LEVELS), ("lang", self.lang, LANGS),
                                      ("jieba mode", self.jieba_mode, JIEBA_MODES),
                                      ("backend", self.backend, BACKENDS),

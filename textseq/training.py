@@ -1,0 +1,81 @@
+"""Training parts shared by the language models (:mod:`textseq.lm.train`) and the forecasters
+(:mod:`textseq.forecast.train`): optimizer and LR-schedule factories, one guarded update step and
+early stopping. Each area keeps its own loop (the LM's carries TBPTT state, resumes and runs under DDP).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from textseq.errors import TrainingDiverged, check_choice
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine", "plateau")
+
+
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    check_choice("optimizer", name, OPTIMIZERS)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int, step_size: int = 1000,
+                   gamma: float = 0.5):
+    """An LR schedule stepped once per update, except "plateau", stepped on each validation loss."""
+    check_choice("scheduler", name, SCHEDULERS)
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=gamma)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=gamma, patience=0)
+    return None
+
+
+def guarded_update(loss: Tensor, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter], clip: float,
+                   *, reduce: Callable[[Tensor], Tensor] | None = None, hint: str = "lower --lr") -> float:
+    """Back-propagate ``loss``, clip the gradient norm (``clip`` > 0), refuse a non-finite loss, step.
+
+    ``reduce`` turns the detached loss into the value that is checked and returned (e.g. the mean
+    across distributed ranks, so that every rank stops at the same update). Gradients must be zeroed
+    by the caller before the forward pass.
+    """
+    loss.backward()
+    if clip > 0:
+        nn.utils.clip_grad_norm_(list(params), clip)
+    value = float(reduce(loss.detach()) if reduce is not None else loss.detach())
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"training diverged (the loss became {value}); {hint}")
+    optimizer.step()
+    return value
+
+
+@dataclass
+class EarlyStopping:
+    """Counts validations without improvement of a loss (lower is better); ``patience`` 0 never stops."""
+
+    patience: int = 0
+    best: float | None = None
+    bad_evals: int = 0
+
+    def update(self, value: float) -> bool:
+        """Record a validation loss; returns whether it is a new best."""
+        improved = self.best is None or value < self.best
+        if improved:
+            self.best, self.bad_evals = value, 0
+        else:
+            self.bad_evals += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_evals >= self.patience
