@@ -75,7 +75,7 @@ def test_vocab_options_and_oov(mixed_corpus, tmp_path):
 def test_large_vocabulary_uses_uint32(tmp_path):
     src = tmp_path / "many.txt"
     src.write_text("\n".join(" ".join(f"w{i}" for i in range(j, j + 1000)) for j in range(0, 70000, 1000)))
-    stats = preprocess([src], tmp_path / "out", PreprocessConfig())
+    stats = preprocess([src], tmp_path / "out", PreprocessConfig(PipelineConfig.for_level("word")))
     assert stats.vocab_size == 70004 and stats.ids_dtype == "uint32"
     ids = np.load(tmp_path / "out" / "ids.npy", mmap_mode="r")
     assert ids.dtype == np.uint32 and len(ids) == 70000 + 70
@@ -96,7 +96,8 @@ def test_stdin_gzip_t2s_and_encoding(tmp_path, monkeypatch, corpora_dir, gbk_fil
 
 def test_features(mixed_corpus, tmp_path):
     out = tmp_path / "out"
-    assert run(["preprocess", str(mixed_corpus), "-o", str(out), "--bow", "--ngrams", "1-2", "--ngram-lm", "3",
+    assert run(["preprocess", str(mixed_corpus), "-o", str(out), "--level", "word", "--bow", "--ngrams", "1-2",
+                "--ngram-lm", "3",
                 "--heldout-ratio", "0.2", "--word2vec", "--w2v-size", "16", "--w2v-epochs", "1", "-q"]) == 0
     docs, vocab, _ = read_docs(out)
     bow = sparse.load_npz(out / "features" / "bow.npz")

@@ -17,8 +17,10 @@ class ProgressReporter:
         self.label, self.total, self.enabled = label, total, enabled
         self.log_every, self.unit, self.bar = max(0, log_every), unit, None
         self._updates = 0
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if enabled and console.is_terminal:  # a TTY, or FORCE_COLOR set
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -32,7 +34,7 @@ class ProgressReporter:
 
             counts = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
             self.bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), *counts, TextColumn("{task.fields[stats]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                                 auto_refresh=False, transient=transient)
             self.task = self.bar.add_task(label, total=total, stats="")
 

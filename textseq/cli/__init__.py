@@ -1,24 +1,39 @@
 """The ``textseq`` command line. Each command group lives in its own module and only parses
-arguments; the work is done by library functions usable from Python."""
+arguments; the work is done by library functions usable from Python. The shared flag vocabulary
+lives in :mod:`textseq.cli.options`."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import click
 import typer
+from typer._click import exceptions as click_errors  # Typer ships its own click: catch its exceptions
 
+from textseq import __version__
 from textseq.errors import TextseqError
 
 app = typer.Typer(
     name="textseq",
     help="Text sequences end to end: preprocess, train/evaluate/generate recurrent LMs, forecast series.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"textseq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", "-V", callback=_show_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """Text sequences end to end: preprocess, train/evaluate/generate recurrent LMs, forecast series."""
 
 
 def _register_commands() -> None:
@@ -37,19 +52,34 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _usage_error(exc: click_errors.UsageError) -> int:
+    """The usage line, where to find help, and one ``error:`` line; exit 2 (the click convention)."""
+    if exc.ctx is not None:
+        print(exc.ctx.get_usage(), file=sys.stderr)
+        print(f"Try '{exc.ctx.command_path} -h' for help.", file=sys.stderr)
+    return _fail(exc.format_message(), 2)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="textseq", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except click_errors.NoArgsIsHelpError as exc:  # rich help is printed while the error is built
+        if exc.format_message().strip():
+            print(exc.format_message())
+        return 0
+    except click_errors.UsageError as exc:
+        return _usage_error(exc)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("aborted", 130)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except BrokenPipeError:  # e.g. `textseq train -h | head`: the reader left, nothing more to say
+        return 0
+    except click_errors.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code)
     except TextseqError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

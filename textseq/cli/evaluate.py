@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import typer
 
+from textseq.cli.options import DEVICE_HELP, EVALUATION, THREADS_HELP, set_threads
+
 
 def evaluate(
-    checkpoint: str = typer.Argument(..., help="An LM checkpoint (e.g. RUN/best.pt)."),
-    text: str = typer.Argument(..., help="Held-out text file or directory."),
-    horizon: int = typer.Option(10, "--horizon", "-k", help="Free-running rollout length."),
-    stride: int = typer.Option(0, help="Positions between rollout starts (0: the horizon)."),
-    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score a Kneser-Ney n-gram model."),
-    order: int = typer.Option(0, help="N-gram order (0: 5 for chars, 3 for words)."),
-    train_text: str = typer.Option(None, help="Training text for the baseline (default: the checkpoint's)."),
-    batch_size: int = typer.Option(16, help="Parallel streams while scoring."),
-    device: str = typer.Option("cpu", help="auto | cpu | cuda | mps."),
+    checkpoint: str = typer.Argument(..., help="An LM checkpoint (e.g. RUN/best.pt).", show_default=False),
+    text: str = typer.Argument(..., help="Held-out text file or directory.", show_default=False),
+    horizon: int = typer.Option(10, "--horizon", "-k", help="Free-running rollout length.",
+                                rich_help_panel=EVALUATION),
+    stride: int = typer.Option(0, "--stride", help="Positions between rollout starts (0: the horizon).",
+                               rich_help_panel=EVALUATION),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score a Kneser-Ney n-gram model.",
+                                  rich_help_panel=EVALUATION),
+    order: int = typer.Option(0, "--order", help="N-gram order (0: 5 for chars, 3 for words).",
+                              rich_help_panel=EVALUATION),
+    train_text: str = typer.Option(None, "--train-text", help="Training text for the baseline (default: the "
+                                   "checkpoint's).", rich_help_panel=EVALUATION),
+    batch_size: int = typer.Option(16, "--batch-size", help="Parallel streams while scoring."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
     """Score a checkpoint on held-out text: teacher-forced, free-running (k-step) and the n-gram baseline."""
     from rich.console import Console
@@ -22,6 +30,7 @@ def evaluate(
 
     from textseq.lm.evaluate import evaluate_checkpoint
 
+    set_threads(threads)
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device)
     table = Table(title=f"{report.tokens} tokens, {report.oov_rate:.2%} <unk>")

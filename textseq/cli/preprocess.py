@@ -7,116 +7,143 @@ import sys
 
 import typer
 
+from textseq.cli.options import alias, either, opt, split_list
 from textseq.errors import TextseqError
+from textseq.features.embeddings import Word2VecConfig
+from textseq.progress import ProgressReporter
+from textseq.settings import default_of, merge
+from textseq.text.clean import CleanConfig
+from textseq.text.normalize import NormalizeConfig
+from textseq.text.pipeline import PipelineConfig
+from textseq.text.preprocess import FeatureConfig, PreprocessConfig
+from textseq.text.tokenize import DEFAULT_LEVEL, TokenizeConfig
+from textseq.vocab import VocabConfig
 
-Opt = typer.Option
 CLEAN, TOKENS, FILTERS, VOCAB, FEATURES, RUN = ("Cleaning", "Tokenization", "Stopwords and normalization",
-                                                 "Vocabulary", "Features", "Input and output")
+                                                 "Vocabulary", "Features", "Output")
+
+
+def _c(name: str):
+    return default_of(CleanConfig, name)
 
 
 def preprocess(
     inputs: list[str] = typer.Argument(..., help="Text files, directories (*.txt, *.txt.gz, recursive), "
                                                  ".gz files, or - for stdin.", show_default=False),
-    output: str = Opt(..., "-o", "--output", help="Output directory.", rich_help_panel=RUN),
-    level: str = Opt("word", help="char | word.", rich_help_panel=TOKENS),
-    lang: str = Opt("auto", help="auto (per line) | zh | en.", rich_help_panel=TOKENS),
-    jieba_mode: str = Opt("accurate", help="accurate | full | search.", rich_help_panel=TOKENS),
-    hmm: bool = Opt(True, "--hmm/--no-hmm", help="jieba HMM for unknown words.", rich_help_panel=TOKENS),
-    user_dict: str = Opt(None, help="jieba user dictionary: a word, optional frequency and POS tag per line.",
-                         rich_help_panel=TOKENS),
-    backend: str = Opt("jieba", help="jieba | rjieba (same tokens, faster; accurate/search modes).",
-                       rich_help_panel=TOKENS),
-    en_tokenizer: str = Opt("regexp", help="regexp | nltk | treebank.", rich_help_panel=TOKENS),
-    nfkc: bool = Opt(True, "--nfkc/--no-nfkc", help="Unicode NFKC (full-width to half-width).",
-                     rich_help_panel=CLEAN),
-    strip_html: bool = Opt(True, "--strip-html/--keep-html", rich_help_panel=CLEAN),
-    strip_urls: bool = Opt(True, "--strip-urls/--keep-urls", rich_help_panel=CLEAN),
-    strip_emails: bool = Opt(True, "--strip-emails/--keep-emails", rich_help_panel=CLEAN),
-    strip_control: bool = Opt(True, "--strip-control/--keep-control", help="Control and zero-width chars.",
-                              rich_help_panel=CLEAN),
-    collapse_whitespace: bool = Opt(True, "--collapse-whitespace/--keep-whitespace", rich_help_panel=CLEAN),
-    t2s: bool = Opt(False, "--t2s", help="Traditional to Simplified Chinese (OpenCC).", rich_help_panel=CLEAN),
-    remove_digits: bool = Opt(False, "--remove-digits", rich_help_panel=CLEAN),
-    remove_punct: bool = Opt(False, "--remove-punct", help="Punctuation and symbols.", rich_help_panel=CLEAN),
-    stopwords: str = Opt(None, help="Built-in stopword lists, e.g. en,zh.", rich_help_panel=FILTERS),
-    stopwords_file: list[str] = Opt(None, help="Stopword file, one per line (repeatable).",
-                                    rich_help_panel=FILTERS),
-    lowercase: bool = Opt(None, "--lowercase/--no-lowercase", help="Default: on for word level, off for char.",
-                          show_default=False, rich_help_panel=FILTERS),
-    stem: str = Opt(None, help="porter | snowball | lancaster.", rich_help_panel=FILTERS),
-    lemmatize: bool = Opt(False, "--lemmatize", help="simplemma lemmas (see --lemma-lang).",
-                          rich_help_panel=FILTERS),
-    lemma_lang: str = Opt("en", help="Language of the lemmatizer.", rich_help_panel=FILTERS),
-    min_count: int = Opt(1, help="Drop tokens seen fewer times.", rich_help_panel=VOCAB),
-    max_count: int = Opt(None, help="Drop tokens seen more times.", rich_help_panel=VOCAB),
-    min_df: str = Opt(None, help="Drop tokens in fewer documents (lines): a number, or a ratio like 0.01.",
-                      rich_help_panel=VOCAB),
-    max_df: str = Opt(None, help="Drop tokens in more documents: a number, or a ratio like 0.5.",
-                      rich_help_panel=VOCAB),
-    max_size: int = Opt(None, help="Keep at most this many entries, specials included.", rich_help_panel=VOCAB),
-    specials: str = Opt("<pad>,<unk>,<bos>,<eos>", help="Special tokens, first ids; must include <eos>.",
-                        rich_help_panel=VOCAB),
-    bow: bool = Opt(False, "--bow", help="features/bow.npz: docs x vocab counts.", rich_help_panel=FEATURES),
-    ngrams: str = Opt(None, help="features/ngrams.tsv: n-gram counts for a range like 1-3.",
-                      rich_help_panel=FEATURES),
-    ngram_lm: int = Opt(None, help="Kneser-Ney LM of this order, perplexity on held-out docs.",
-                        rich_help_panel=FEATURES),
-    heldout_ratio: float = Opt(0.1, help="Last part of the documents held out for --ngram-lm.",
-                               rich_help_panel=FEATURES),
-    word2vec: bool = Opt(False, "--word2vec", help="features/word2vec.txt (gensim).", rich_help_panel=FEATURES),
-    w2v_size: int = Opt(None, help="word2vec vector size.", rich_help_panel=FEATURES),
-    w2v_window: int = Opt(None, help="word2vec window.", rich_help_panel=FEATURES),
-    w2v_epochs: int = Opt(None, help="word2vec epochs.", rich_help_panel=FEATURES),
-    w2v_min_count: int = Opt(None, help="word2vec min count.", rich_help_panel=FEATURES),
-    workers: int = Opt(1, help="Tokenizer processes (same output as 1).", rich_help_panel=RUN),
-    encoding: str = Opt("utf-8", help="Input encoding, e.g. gb18030.", rich_help_panel=RUN),
-    max_line_mb: float = Opt(16.0, help="Refuse lines longer than this (one line is held in memory).",
-                             rich_help_panel=RUN),
-    keep_empty: bool = Opt(False, "--keep-empty", help="Keep lines without tokens as empty documents.",
-                           rich_help_panel=RUN),
-    force: bool = Opt(False, "--force", help="Overwrite a non-empty output directory.", rich_help_panel=RUN),
-    quiet: bool = Opt(False, "--quiet", "-q", help="No progress bar and no summary.", rich_help_panel=RUN),
+    level: str = opt("--level", help="char | word.", default=DEFAULT_LEVEL, panel=TOKENS),
+    lang: str = opt("--lang", help="auto (per line) | zh | en.", default=default_of(TokenizeConfig, "lang"),
+                    panel=TOKENS),
+    jieba_mode: str = opt("--jieba-mode", help="accurate | full | search.",
+                          default=default_of(TokenizeConfig, "jieba_mode"), panel=TOKENS),
+    hmm: bool = opt("--hmm/--no-hmm", help="jieba HMM for unknown words.", default=True, panel=TOKENS),
+    user_dict: str = opt("--user-dict", help="jieba user dictionary: a word, optional frequency and POS tag per "
+                         "line.", panel=TOKENS),
+    backend: str = opt("--backend", help="jieba | rjieba (same tokens, faster; accurate/search modes).",
+                       default=default_of(TokenizeConfig, "backend"), panel=TOKENS),
+    en_tokenizer: str = opt("--en-tokenizer", help="regexp | nltk | treebank.",
+                            default=default_of(TokenizeConfig, "en_tokenizer"), panel=TOKENS),
+    nfkc: bool = opt("--nfkc/--no-nfkc", help="Unicode NFKC (full-width to half-width).", default=_c("nfkc"),
+                     panel=CLEAN),
+    strip_html: bool = opt("--strip-html/--keep-html", help="HTML tags and entities.", default=_c("strip_html"),
+                           panel=CLEAN),
+    strip_urls: bool = opt("--strip-urls/--keep-urls", help="URLs.", default=_c("strip_urls"), panel=CLEAN),
+    strip_emails: bool = opt("--strip-emails/--keep-emails", help="E-mail addresses.", default=_c("strip_emails"),
+                             panel=CLEAN),
+    strip_control: bool = opt("--strip-control/--keep-control", help="Control and zero-width chars.",
+                              default=_c("strip_control"), panel=CLEAN),
+    collapse_whitespace: bool = opt("--collapse-whitespace/--keep-whitespace", help="Runs of whitespace.",
+                                    default=_c("collapse_whitespace"), panel=CLEAN),
+    t2s: bool = typer.Option(False, "--t2s", help="Traditional to Simplified Chinese (OpenCC).",
+                             rich_help_panel=CLEAN),
+    remove_digits: bool = typer.Option(False, "--remove-digits", help="Digits.", rich_help_panel=CLEAN),
+    remove_punct: bool = typer.Option(False, "--remove-punct", help="Punctuation and symbols.",
+                                      rich_help_panel=CLEAN),
+    stopwords: str = opt("--stopwords", help="Built-in stopword lists, e.g. en,zh.", panel=FILTERS),
+    stopwords_file: list[str] = opt("--stopwords-file", help="Stopword file, one per line (repeatable).",
+                                    panel=FILTERS),
+    lowercase: bool = opt("--lowercase/--no-lowercase", help="Lowercase tokens.",
+                          default="on for word level, off for char", panel=FILTERS),
+    stem: str = opt("--stem", help="porter | snowball | lancaster.", panel=FILTERS),
+    lemmatize: bool = typer.Option(False, "--lemmatize", help="simplemma lemmas (see --lemma-lang).",
+                                   rich_help_panel=FILTERS),
+    lemma_lang: str = opt("--lemma-lang", help="Language of the lemmatizer.",
+                          default=default_of(NormalizeConfig, "lemma_lang"), panel=FILTERS),
+    min_count: int = opt("--min-count", help="Drop tokens seen fewer times.",
+                         default=default_of(VocabConfig, "min_count"), panel=VOCAB),
+    max_count: int = opt("--max-count", help="Drop tokens seen more times.", panel=VOCAB),
+    min_df: str = opt("--min-df", help="Drop tokens in fewer documents (lines): a number, or a ratio like 0.01.",
+                      panel=VOCAB),
+    max_df: str = opt("--max-df", help="Drop tokens in more documents: a number, or a ratio like 0.5.",
+                      panel=VOCAB),
+    max_vocab: int = opt("--max-vocab", help="Keep at most this many entries, specials included.", panel=VOCAB),
+    max_size: int = alias("--max-size"),
+    specials: str = opt("--specials", help="Special tokens, first ids; must include <eos>.",
+                        default=",".join(default_of(VocabConfig, "specials")), panel=VOCAB),
+    bow: bool = typer.Option(False, "--bow", help="features/bow.npz: docs x vocab counts.", rich_help_panel=FEATURES),
+    ngrams: str = opt("--ngrams", help="features/ngrams.tsv: n-gram counts for a range like 1-3.", panel=FEATURES),
+    ngram_lm: int = opt("--ngram-lm", help="Kneser-Ney LM of this order, perplexity on held-out docs.",
+                        panel=FEATURES),
+    heldout_ratio: float = opt("--heldout-ratio", help="Last part of the documents held out for --ngram-lm.",
+                               default=default_of(FeatureConfig, "heldout_ratio"), panel=FEATURES),
+    word2vec: bool = typer.Option(False, "--word2vec", help="features/word2vec.txt (gensim).",
+                                  rich_help_panel=FEATURES),
+    w2v_size: int = opt("--w2v-size", help="word2vec vector size.", default=default_of(Word2VecConfig, "vector_size"),
+                        panel=FEATURES),
+    w2v_window: int = opt("--w2v-window", help="word2vec window.", default=default_of(Word2VecConfig, "window"),
+                          panel=FEATURES),
+    w2v_epochs: int = opt("--w2v-epochs", help="word2vec epochs.", default=default_of(Word2VecConfig, "epochs"),
+                          panel=FEATURES),
+    w2v_min_count: int = opt("--w2v-min-count", help="word2vec min count.",
+                             default=default_of(Word2VecConfig, "min_count"), panel=FEATURES),
+    output: str = typer.Option(..., "-o", "--output", help="Output directory.", rich_help_panel=RUN,
+                               show_default=False),
+    workers: int = opt("--workers", help="Tokenizer processes (same output as 1).",
+                       default=default_of(PreprocessConfig, "workers"), panel=RUN),
+    encoding: str = opt("--encoding", help="Input encoding, e.g. gb18030.",
+                        default=default_of(PreprocessConfig, "encoding"), panel=RUN),
+    max_line_mb: float = opt("--max-line-mb", help="Refuse lines longer than this (one line is held in memory).",
+                             default=default_of(PreprocessConfig, "max_line_mb"), panel=RUN),
+    keep_empty: bool = typer.Option(False, "--keep-empty", help="Keep lines without tokens as empty documents.",
+                                    rich_help_panel=RUN),
+    force: bool = typer.Option(False, "--force", help="Overwrite a non-empty output directory.",
+                               rich_help_panel=RUN),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary.", rich_help_panel=RUN),
 ) -> int:
     """Clean, tokenize and encode text; write ids.npy, vocab.json, pipeline.json, stats.json, features/."""
-    from textseq.text.clean import CleanConfig
-    from textseq.text.pipeline import PipelineConfig
-    from textseq.text.preprocess import FeatureConfig, PreprocessConfig
     from textseq.text.preprocess import preprocess as run_preprocess
     from textseq.text.stopwords import load_stopword_file
     from textseq.text.tokenize import load_user_dict
-    from textseq.vocab import VocabConfig
 
-    pipeline = PipelineConfig.for_level(level)
-    pipeline.clean = CleanConfig(nfkc=nfkc, strip_html=strip_html, strip_urls=strip_urls, strip_emails=strip_emails,
-                                 strip_control=strip_control, remove_digits=remove_digits,
-                                 remove_punct=remove_punct, collapse_whitespace=collapse_whitespace, t2s=t2s)
-    tok = pipeline.tokenize
-    tok.lang, tok.jieba_mode, tok.hmm, tok.backend, tok.en_tokenizer = lang, jieba_mode, hmm, backend, en_tokenizer
-    tok.user_words = load_user_dict(user_dict) if user_dict else ()
-    pipeline.stopwords.langs = tuple(_split_list(stopwords))
-    pipeline.stopwords.words = tuple(w for path in stopwords_file or () for w in load_stopword_file(path))
-    norm = pipeline.normalize
-    norm.lowercase = norm.lowercase if lowercase is None else lowercase
-    norm.stem, norm.lemmatize, norm.lemma_lang = stem, lemmatize, lemma_lang
-    vocab = VocabConfig(min_count=min_count, max_count=max_count, min_df=_parse_df(min_df, "--min-df"),
-                        max_df=_parse_df(max_df, "--max-df"), max_size=max_size,
-                        specials=tuple(_split_list(specials)))
-    w2v = {key: value for key, value in (("vector_size", w2v_size), ("window", w2v_window),
-                                         ("epochs", w2v_epochs), ("min_count", w2v_min_count))
-           if value is not None}
-    features = FeatureConfig(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
-                             heldout_ratio=heldout_ratio, word2vec=w2v if word2vec or w2v else None)
-    cfg = PreprocessConfig(pipeline, vocab, features, encoding=encoding, max_line_mb=max_line_mb,
-                           workers=workers, keep_empty=keep_empty)
-    with _progress(quiet) as on_progress:
-        stats = run_preprocess(inputs, output, cfg, force=force, on_progress=on_progress)
+    t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow = (  # False: not given (the default is False too)
+        flag or None for flag in (t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow))
+    pipeline = PipelineConfig.for_level(level or DEFAULT_LEVEL).to_dict()
+    pipeline["clean"] = merge(pipeline["clean"], dict(
+        nfkc=nfkc, strip_html=strip_html, strip_urls=strip_urls, strip_emails=strip_emails,
+        strip_control=strip_control, remove_digits=remove_digits, remove_punct=remove_punct,
+        collapse_whitespace=collapse_whitespace, t2s=t2s))
+    pipeline["tokenize"] = merge(pipeline["tokenize"], dict(
+        lang=lang, jieba_mode=jieba_mode, hmm=hmm, backend=backend, en_tokenizer=en_tokenizer,
+        user_words=load_user_dict(user_dict) if user_dict else None))
+    pipeline["stopwords"] = dict(langs=split_list(stopwords),
+                                 words=[w for path in stopwords_file or () for w in load_stopword_file(path)])
+    pipeline["normalize"] = merge(pipeline["normalize"], dict(lowercase=lowercase, stem=stem, lemmatize=lemmatize,
+                                                              lemma_lang=lemma_lang))
+    vocab = merge({}, dict(min_count=min_count, max_count=max_count, min_df=_parse_df(min_df, "--min-df"),
+                           max_df=_parse_df(max_df, "--max-df"),
+                           max_size=either(max_vocab, max_size, "--max-vocab", "--max-size"),
+                           specials=split_list(specials) if specials is not None else None))
+    w2v = merge({}, dict(vector_size=w2v_size, window=w2v_window, epochs=w2v_epochs, min_count=w2v_min_count))
+    features = merge({}, dict(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
+                              heldout_ratio=heldout_ratio, word2vec=w2v if word2vec or w2v else None))
+    settings = merge(dict(pipeline=pipeline, vocab=vocab, features=features),
+                     dict(encoding=encoding, max_line_mb=max_line_mb, workers=workers, keep_empty=keep_empty))
+    cfg = PreprocessConfig.from_dict(settings, "preprocess")
+    with ProgressReporter("preprocessing", enabled=not quiet, unit="bytes", transient=True) as progress:
+        stats = run_preprocess(inputs, output, cfg, force=force,
+                               on_progress=lambda done, total: progress.update(done, total))
     if not quiet:
         _print_summary(stats, output)
     return 0
-
-
-def _split_list(text: str | None) -> list[str]:
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 def _parse_df(text: str | None, flag: str) -> int | float | None:
@@ -139,44 +166,6 @@ def _parse_range(text: str) -> tuple[int, int]:
         return int(lo), int(hi or lo)
     except ValueError:
         raise TextseqError(f"--ngrams must look like 1-3 or 2, got {text!r}") from None
-
-
-class _progress:
-    """A rich progress bar over bytes read, refreshed from the caller's thread (no refresh thread,
-    so worker processes can be forked safely). Off when stderr is not a terminal or with --quiet."""
-
-    def __init__(self, quiet: bool):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.enabled = not quiet and self.console.is_terminal
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TransferSpeedColumn,
-        )
-
-        self.bar = Progress(TextColumn("preprocessing"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            TimeElapsedColumn(), console=self.console, auto_refresh=False, transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("read", total=None)
-        return self.update
-
-    def update(self, done: int, total: int | None) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-        self.bar.refresh()
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _print_summary(stats, output: str) -> None:

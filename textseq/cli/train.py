@@ -7,63 +7,89 @@ from pathlib import Path
 
 import typer
 
-from textseq.errors import TextseqError
+from textseq.cli.options import DATA, DEVICE_HELP, FORCE, MODEL, OUTPUT, QUIET, THREADS_HELP, TRAINING, opt, set_threads
+from textseq.lm.model import LMConfig
+from textseq.lm.train import LMTrainConfig
+from textseq.settings import default_of
 
-Opt = typer.Option
+
+def _t(name: str):
+    return default_of(LMTrainConfig, name)
+
+
+def _m(name: str):
+    return default_of(LMConfig, name)
 
 
 def train(
     data: str = typer.Argument(None, help="Text file/directory, or a `textseq preprocess` output directory "
-                                          "(optional with --resume)."),
-    output: str = Opt(None, "-o", "--output", help="Run directory (best.pt, last.pt, loss.png) or a .pt path."),
-    config: Path = Opt(None, "--config", help="TOML file with \\[train] and \\[model] tables; flags override it."),
-    level: str = Opt(None, help="char | word (raw text only)."),
-    lang: str = Opt(None, help="auto | zh | en (raw text only)."),
-    min_count: int = Opt(None, help="Drop rarer tokens from the vocabulary (they become <unk>)."),
-    max_vocab: int = Opt(None, help="Keep at most this many tokens (0: no limit)."),
-    mode: str = Opt(None, help="teacher-forcing | free-running | scheduled-sampling."),
-    schedule: str = Opt(None, help="Scheduled sampling decay: linear | exponential | inverse-sigmoid."),
-    schedule_k: float = Opt(None, help="Schedule constant k (0: decay over the whole run)."),
-    feedback: str = Opt(None, help="Fed-back prediction in free running / scheduled sampling: argmax | sample."),
-    cell: str = Opt(None, help="lstm | gru | rnn_tanh | rnn_relu."),
-    layers: int = Opt(None, help="Number of recurrent layers."),
-    hidden: int = Opt(None, help="Hidden units per layer."),
-    emb: int = Opt(None, help="Embedding size."),
-    dropout: float = Opt(None, help="Dropout probability."),
-    tie: bool = Opt(None, "--tie/--no-tie", help="Tie input and output embeddings (needs --emb == --hidden)."),
-    adaptive_softmax: bool = Opt(None, "--adaptive-softmax/--full-softmax", help="Adaptive softmax output."),
-    embeddings: str = Opt(None, help="Pretrained word vectors (.kv, word2vec, GloVe) to initialise embeddings."),
-    bptt: int = Opt(None, help="Tokens per truncated-BPTT window."),
-    k1: int = Opt(None, help="Tokens between updates (default: bptt)."),
-    k2: int = Opt(None, help="Tokens back-propagated (default: bptt)."),
-    batch_size: int = Opt(None, help="Parallel streams (split across processes under torchrun)."),
-    epochs: int = Opt(None, help="Passes over the training text."),
-    max_steps: int = Opt(None, help="Stop after this many updates (0: no limit)."),
-    lr: float = Opt(None, help="Learning rate."),
-    optimizer: str = Opt(None, help="sgd | adam | adamw."),
-    momentum: float = Opt(None, help="SGD momentum."),
-    weight_decay: float = Opt(None, help="Weight decay."),
-    scheduler: str = Opt(None, help="LR schedule: none | step | cosine | plateau."),
-    clip: float = Opt(None, help="Max gradient norm (0: off)."),
-    valid_ratio: float = Opt(None, help="Tail of the text held out for validation."),
-    eval_every: int = Opt(None, help="Validate every N steps (0: every epoch)."),
-    patience: int = Opt(None, help="Early stopping after N validations without improvement (0: off)."),
-    checkpoint_every: int = Opt(None, help="Write last.pt every N steps (0: every epoch)."),
-    seed: int = Opt(None, help="Random seed."),
-    device: str = Opt(None, help="auto | cpu | cuda | mps."),
-    deterministic: bool = Opt(None, "--deterministic/--nondeterministic",
-                              help="torch.use_deterministic_algorithms (bit-identical reruns on GPU too)."),
-    log_every: int = Opt(None, help="Steps between log lines / loss-curve points."),
-    resume: str = Opt(None, "--resume", help="Continue exactly from a checkpoint (e.g. RUN/last.pt)."),
-    force: bool = Opt(False, "--force", help="Overwrite an existing output."),
-    quiet: bool = Opt(False, "--quiet", "-q", help="No progress output."),
-    threads: int = Opt(0, help="Torch CPU threads (0: torch's default; 1 is often fastest for small models "
-                               "or on a busy machine)."),
+                                          "(optional with --resume).", show_default=False),
+    config: Path = opt("--config", help="TOML file with \\[train] and \\[model] tables; flags override it.",
+                       panel=DATA),
+    level: str = opt("--level", help="char | word (raw text only).", default=_t("level"), panel=DATA),
+    lang: str = opt("--lang", help="auto | zh | en (raw text only).", default=_t("lang"), panel=DATA),
+    min_count: int = opt("--min-count", help="Rarer tokens become <unk>.", default=_t("min_count"), panel=DATA),
+    max_vocab: int = opt("--max-vocab", help="Keep at most this many tokens (0: no limit).", default=_t("max_vocab"),
+                         panel=DATA),
+    valid_ratio: float = opt("--valid-ratio", help="Tail of the text held out for validation.",
+                             default=_t("valid_ratio"), panel=DATA),
+    cell: str = opt("--cell", help="lstm | gru | rnn_tanh | rnn_relu.", default=_m("cell"), panel=MODEL),
+    layers: int = opt("--layers", help="Recurrent layers.", default=_m("num_layers"), panel=MODEL),
+    hidden: int = opt("--hidden", help="Hidden units per layer.", default=_m("hidden_size"), panel=MODEL),
+    emb: int = opt("--emb", help="Embedding size.", default=_m("emb_size"), panel=MODEL),
+    dropout: float = opt("--dropout", help="Dropout probability.", default=_m("dropout"), panel=MODEL),
+    tie: bool = opt("--tie/--no-tie", help="Tie input and output embeddings.", default=_m("tie_weights"),
+                    panel=MODEL),
+    adaptive_softmax: bool = opt("--adaptive-softmax/--full-softmax", help="Adaptive softmax output layer.",
+                                 default=_m("adaptive_softmax"), panel=MODEL),
+    embeddings: str = opt("--embeddings", help="Pretrained word vectors (.kv, word2vec, GloVe) for the embedding.",
+                          panel=MODEL),
+    mode: str = opt("--mode", help="teacher-forcing | free-running | scheduled-sampling.", default=_t("mode"),
+                    panel=TRAINING),
+    schedule: str = opt("--schedule", help="Scheduled-sampling decay: linear | exponential | inverse-sigmoid.",
+                        default=_t("schedule"), panel=TRAINING),
+    schedule_k: float = opt("--schedule-k", help="Schedule constant k (0: decay over the whole run).",
+                            default=_t("schedule_k"), panel=TRAINING),
+    feedback: str = opt("--feedback", help="Fed-back prediction when not teacher forcing: argmax | sample.",
+                        default=_t("feedback"), panel=TRAINING),
+    bptt: int = opt("--bptt", help="Tokens per truncated-BPTT window.", default=_t("bptt"), panel=TRAINING),
+    k1: int = opt("--k1", help="Tokens between updates (0: bptt).", default=_t("k1"), panel=TRAINING),
+    k2: int = opt("--k2", help="Tokens back-propagated (0: bptt).", default=_t("k2"), panel=TRAINING),
+    batch_size: int = opt("--batch-size", help="Parallel streams (split across processes under torchrun).",
+                          default=_t("batch_size"), panel=TRAINING),
+    epochs: int = opt("--epochs", help="Passes over the training text.", default=_t("epochs"), panel=TRAINING),
+    max_steps: int = opt("--max-steps", help="Stop after this many updates (0: no limit).", default=_t("max_steps"),
+                         panel=TRAINING),
+    lr: float = opt("--lr", help="Learning rate.", default=_t("lr"), panel=TRAINING),
+    optimizer: str = opt("--optimizer", help="sgd | adam | adamw.", default=_t("optimizer"), panel=TRAINING),
+    momentum: float = opt("--momentum", help="SGD momentum.", default=_t("momentum"), panel=TRAINING),
+    weight_decay: float = opt("--weight-decay", help="Weight decay.", default=_t("weight_decay"), panel=TRAINING),
+    scheduler: str = opt("--scheduler", help="LR schedule: none | step | cosine | plateau.", default=_t("scheduler"),
+                         panel=TRAINING),
+    clip: float = opt("--clip", help="Max gradient norm (0: off).", default=_t("clip"), panel=TRAINING),
+    eval_every: int = opt("--eval-every", help="Validate every N updates (0: every epoch).", default=_t("eval_every"),
+                          panel=TRAINING),
+    patience: int = opt("--patience", help="Stop after N validations without improvement (0: off).",
+                        default=_t("patience"), panel=TRAINING),
+    seed: int = opt("--seed", help="Random seed.", default=_t("seed"), panel=TRAINING),
+    device: str = opt("--device", help=DEVICE_HELP, default=_t("device"), panel=TRAINING),
+    deterministic: bool = opt("--deterministic/--nondeterministic",
+                              help="torch.use_deterministic_algorithms (bit-identical reruns on GPU too).",
+                              default=_t("deterministic"), panel=TRAINING),
+    threads: int = opt("--threads", help=THREADS_HELP, default=0, panel=TRAINING),
+    resume: str = opt("--resume", help="Continue exactly from a checkpoint (e.g. RUN/last.pt).", panel=TRAINING),
+    output: str = opt("-o", "--output", help="Run directory (best.pt, last.pt, loss.png) or a .pt path.",
+                      panel=OUTPUT),
+    checkpoint_every: int = opt("--checkpoint-every", help="Write last.pt every N updates (0: every epoch).",
+                                default=_t("checkpoint_every"), panel=OUTPUT),
+    log_every: int = opt("--log-every", help="Updates between log lines / loss-curve points.",
+                         default=_t("log_every"), panel=OUTPUT),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
 ) -> int:
     """Train a recurrent language model; Ctrl-C saves a checkpoint that --resume continues exactly.
 
-    Other settings (eval batch size, LR step size/gamma, minimum teacher-forcing probability) can be
-    set in the --config file's \\[train] table.
+    More settings (eval batch size, LR step/gamma, least teacher-forcing prob.): --config's \\[train] table.
     """
     from textseq.lm.train import resolve_config
     from textseq.lm.train import train as run_training
@@ -77,12 +103,7 @@ def train(
                        device=device, deterministic=deterministic, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,
                        tie_weights=tie, adaptive_softmax=adaptive_softmax)
-    if threads < 0:
-        raise TextseqError(f"--threads must be 0 (torch's default) or positive, got {threads}")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
     if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports

@@ -1,9 +1,9 @@
-"""Training feedback: a rich progress bar on a terminal, plain log lines otherwise, and the loss-curve PNG."""
+"""What LM training and evaluation both report: bits per char or perplexity from a loss, and the loss-curve PNG.
+(The progress bar itself is :mod:`textseq.progress`, shared with preprocessing and forecasting.)"""
 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 from textseq.io import atomic_path
@@ -23,46 +23,6 @@ def metric_value(nll: float, level: str) -> float:
 
 def describe(nll: float, level: str) -> str:
     return f"loss {nll:.3f} {metric_name(level)} {metric_value(nll, level):.3f}"
-
-
-class Reporter:
-    """Shows progress on rank 0: a bar when stderr is a TTY, a line every ``log_every`` steps otherwise."""
-
-    def __init__(self, total_steps: int, level: str, log_every: int, enabled: bool = True):
-        self.level, self.log_every, self.enabled = level, max(1, log_every), enabled
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False)
-            self.task = self.bar.add_task("train", total=total_steps, stats="")
-
-    def __enter__(self) -> Reporter:
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def step(self, step: int, nll: float, tokens_per_sec: float) -> None:
-        if not self.enabled:
-            return
-        stats = f"{describe(nll, self.level)} {tokens_per_sec:,.0f} tok/s"
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, stats=stats)
-        elif step % self.log_every == 0:
-            print(f"step {step} {stats}", file=sys.stderr, flush=True)
-
-    def log(self, message: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.console.print(message)
-        else:
-            print(message, file=sys.stderr, flush=True)
 
 
 def plot_history(history: dict[str, list], path: str | Path, level: str) -> None:

@@ -26,6 +26,7 @@ gives one update. The hidden state is always carried, detached, to the next upda
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textseq.errors import TextseqError, check_choice
+from textseq.lm.regularize import activation_penalty, temporal_activation_penalty
 from textseq.models.cells import Hidden, detach_hidden
 
 MODES = ("teacher-forcing", "free-running", "scheduled-sampling")
@@ -104,38 +106,87 @@ def spans_per_epoch(n_cols: int, k1: int) -> int:
 
 class WindowLoss(nn.Module):
     """The loss of one TBPTT update as a module, so that DistributedDataParallel can wrap it
-    whatever the mode (its forward is the only thing DDP sees)."""
+    whatever the mode (its forward is the only thing DDP sees).
 
-    def __init__(self, lm: nn.Module, mode: str = "teacher-forcing", feedback: str = "argmax"):
+    ``ar`` / ``tar`` (teacher forcing only; 0 = off) add the AWD-LSTM activation regularizers to the
+    returned loss while the language model is in training mode (``lm.training``):
+    ``ar * mean(features ** 2)`` on the last layer's output after dropout (AR) and
+    ``tar * mean((h_t - h_{t-1}) ** 2)`` on it before dropout (TAR), both over the scored positions
+    of the window (see :mod:`textseq.lm.regularize`).
+
+    What is returned and what is stored: ``forward`` returns the loss to back-propagate, i.e. the
+    mean NLL plus the AR/TAR penalty when it applies; the pure mean NLL (nats) of the same window is
+    kept, detached, on ``self.last_nll`` and the penalty on ``self.last_penalty`` (0 when off), so
+    reports and perplexities can use ``last_nll``. With ``ar == tar == 0`` the returned loss is the
+    NLL itself (``last_nll`` equals it).
+
+    The whole window runs inside the model's :meth:`~textseq.lm.model.RNNLanguageModel.shared_masks`
+    (when it has one): the AWD dropout masks are drawn once per update window, also when the window is
+    run step by step (free running) or in several pieces (cuts, carry point).
+    """
+
+    def __init__(self, lm: nn.Module, mode: str = "teacher-forcing", feedback: str = "argmax",
+                 ar: float = 0.0, tar: float = 0.0):
         super().__init__()
         check_choice("mode", mode, MODES)
         check_choice("feedback", feedback, FEEDBACKS)
+        for name, value in (("ar", ar), ("tar", tar)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
+                raise TextseqError(f"{name} must be a finite number >= 0, got {value!r}")
+        if (ar or tar) and mode != "teacher-forcing":
+            raise TextseqError(f"ar/tar (activation regularization) work with teacher forcing only, not {mode}")
         self.lm, self.mode, self.feedback = lm, mode, feedback
+        self.ar, self.tar = float(ar), float(tar)
+        self.last_nll: Tensor | None = None  # detached mean NLL of the last call (without AR/TAR)
+        self.last_penalty: Tensor | None = None  # detached AR + TAR of the last call
 
     def forward(self, data: Tensor, span: Span, hidden: Hidden | None,
                 teacher_prob: float = 1.0) -> tuple[Tensor, Hidden]:
-        """Mean NLL (nats) of the span's scored targets, and the detached hidden state at ``span.carry``."""
+        """Loss to back-propagate (mean NLL in nats of the span's scored targets, plus AR/TAR when on)
+        and the detached hidden state at ``span.carry``."""
+        shared = getattr(self.lm, "shared_masks", None)
+        with shared() if shared is not None else contextlib.nullcontext():
+            return self._window(data, span, hidden, teacher_prob)
+
+    def _window(self, data: Tensor, span: Span, hidden: Hidden | None,
+                teacher_prob: float) -> tuple[Tensor, Hidden]:
         bounds = sorted({span.start, span.end, span.carry, *span.cuts})
         carried = detach_hidden(hidden) if span.carry == span.start else None
-        outputs, prev_pred = [], None
+        outputs, raws, prev_pred = [], [], None
+        penalise = self.lm.training and self.mode == "teacher-forcing" and (self.ar > 0 or self.tar > 0)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            out, hidden, prev_pred = self._run(data[:, a:b], hidden, prev_pred, teacher_prob)
+            out, raw, hidden, prev_pred = self._run(data[:, a:b], hidden, prev_pred, teacher_prob, penalise)
             outputs.append(out)
+            raws.append(raw)
             if b == span.carry:
                 carried = detach_hidden(hidden)
             if b in span.cuts:
                 hidden = detach_hidden(hidden)
-        out = torch.cat(outputs, dim=1)[:, span.loss_start - span.start:]
+        skip = span.loss_start - span.start
+        out = torch.cat(outputs, dim=1)[:, skip:]
         targets = data[:, span.loss_start + 1:span.end + 1]
         if self.mode == "teacher-forcing":
-            return self.lm.loss(out, targets), carried
-        return F.nll_loss(out.reshape(-1, out.size(-1)), targets.reshape(-1)), carried
+            nll = self.lm.loss(out, targets)
+        else:
+            nll = F.nll_loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
+        loss = nll
+        if penalise:
+            raw = torch.cat(raws, dim=1)[:, skip:]  # [B, T_scored, H], before dropout
+            loss = nll + activation_penalty(out, self.ar) + temporal_activation_penalty(raw, self.tar)
+        self.last_nll = nll.detach()
+        self.last_penalty = (loss - nll).detach()
+        return loss, carried
 
-    def _run(self, inputs: Tensor, hidden: Hidden | None, prev_pred: Tensor | None,
-             teacher_prob: float) -> tuple[Tensor, Hidden, Tensor | None]:
+    def _run(self, inputs: Tensor, hidden: Hidden | None, prev_pred: Tensor | None, teacher_prob: float,
+             activations: bool = False) -> tuple[Tensor, Tensor | None, Hidden, Tensor | None]:
+        """-> (features or log-probs [B, T, *], the raw last-layer output [B, T, H] if ``activations``
+        else None, hidden, the last prediction)."""
         if self.mode == "teacher-forcing":
+            if activations:
+                features, hidden, raw = self.lm.forward_with_activations(inputs, hidden)
+                return features, raw, hidden, None
             features, hidden = self.lm(inputs, hidden)
-            return features, hidden, None
+            return features, None, hidden, None
         prob = 0.0 if self.mode == "free-running" else teacher_prob
         log_probs = []
         for t in range(inputs.size(1)):
@@ -143,7 +194,7 @@ class WindowLoss(nn.Module):
             step_log_probs, hidden = self.lm.step(ids, hidden)
             prev_pred = self._predict(step_log_probs)
             log_probs.append(step_log_probs)
-        return torch.stack(log_probs, dim=1), hidden, prev_pred
+        return torch.stack(log_probs, dim=1), None, hidden, prev_pred
 
     def _predict(self, log_probs: Tensor) -> Tensor:
         with torch.no_grad():

@@ -46,6 +46,7 @@ from textseq.lm.tbptt import (
 )
 from textseq.progress import ProgressReporter
 from textseq.settings import Settings, check_keys, load_toml, merge
+from textseq.text.tokenize import DEFAULT_LEVEL
 from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_update, make_optimizer, make_scheduler
 from textseq.vocab import Vocab, VocabConfig
 
@@ -56,7 +57,7 @@ class LMTrainConfig(Settings):
 
     data: str = ""  # text file/directory, or a `textseq preprocess` output directory
     output: str = ""  # run directory (best.pt, last.pt, loss.png) or a .pt path
-    level: str = "char"
+    level: str = DEFAULT_LEVEL
     lang: str = "auto"
     min_count: int = 1
     max_vocab: int = 0

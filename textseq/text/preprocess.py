@@ -51,7 +51,7 @@ class PreprocessConfig(Settings):
     vocab: VocabConfig = field(default_factory=VocabConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoding: str = "utf-8"
-    max_line_mb: float = MAX_LINE_MB
+    max_line_mb: float = float(MAX_LINE_MB)
     workers: int = 1
     keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
 

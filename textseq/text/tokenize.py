@@ -40,6 +40,9 @@ FOREIGN_RUN = re.compile(rf"([^\W{HAN}]+(?:[\s'’.\-+#&/@:%]+[^\W{HAN}]+)*)")
 WORD_OR_PUNCT = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]")
 
 
+DEFAULT_LEVEL = "char"  # the token level every command (preprocess, train) uses unless told otherwise
+
+
 @dataclass
 class TokenizeConfig(Settings):
     level: str = "word"  # "char": Unicode code points, spaces included; "word": see the module docstring
