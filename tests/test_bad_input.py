@@ -203,7 +203,7 @@ def test_csv_missing_column_and_file(capsys, tmp_path, series_csv):
 
 
 def test_bad_forecast_numbers(capsys, tmp_path, series_csv, forecast_checkpoint):
-    fails_cleanly(capsys, _forecast_train(series_csv, tmp_path, "--threads", "0"), "--threads")
+    fails_cleanly(capsys, _forecast_train(series_csv, tmp_path, "--threads", "-1"), "--threads")  # 0 is automatic now
     fails_cleanly(capsys, _forecast_train(series_csv, tmp_path, "--weight-decay", "-1"), "--weight-decay")
     fails_cleanly(capsys, ["forecast", "predict", "-c", str(forecast_checkpoint), "--threads", "-2"], "--threads")
 
