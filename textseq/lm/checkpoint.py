@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from textseq.checkpoint import load_checkpoint, save_checkpoint
 from textseq.errors import TextseqError
 from textseq.lm.model import LMConfig, RNNLanguageModel
+from textseq.text.pipeline import Pipeline, PipelineConfig
 from textseq.vocab import Vocab
 
 KIND = "lm"
@@ -64,12 +65,34 @@ def build_lm(data: dict[str, Any], device: torch.device | str = "cpu") -> RNNLan
     return model.to(device).eval()
 
 
+@dataclass
+class LMCheckpoint:
+    """A loaded checkpoint, typed: the model in eval mode and everything needed to feed it text."""
+
+    model: RNNLanguageModel
+    vocab: Vocab
+    pipeline: Pipeline  # tokenizes new text exactly like the training text
+    train_config: dict
+    sources: list[str]  # the training text path(s)
+    data: dict  # the raw checkpoint dict (pipeline settings, progress, ...)
+
+    @property
+    def level(self) -> str:
+        """char | word: how the training text was tokenized (the one place this is read)."""
+        return self.pipeline.cfg.tokenize.level
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> LMCheckpoint:
+        data = read_lm(path)
+        pipeline = Pipeline(PipelineConfig.from_dict(data["pipeline"], "pipeline"))
+        return cls(build_lm(data, device), Vocab.from_dict(data["vocab"]), pipeline, dict(data["train_config"]),
+                   list(data.get("sources") or []), data)
+
+
 def load_lm(path: str | os.PathLike, device: torch.device | str = "cpu"):
     """Checkpoint path -> (model in eval mode, Vocab, Pipeline) ready for generation/evaluation."""
-    from textseq.text.pipeline import Pipeline, PipelineConfig
-
-    data = read_lm(path)
-    return build_lm(data, device), Vocab.from_dict(data["vocab"]), Pipeline(PipelineConfig.from_dict(data["pipeline"]))
+    ckpt = LMCheckpoint.load(path, device)
+    return ckpt.model, ckpt.vocab, ckpt.pipeline
 
 
 def capture_rng(np_rng: np.random.Generator) -> dict:

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 
 from textseq.errors import TextseqError
-from textseq.lm.data import load_lm_data, split_docs, split_stream, tokenize_text
+from textseq.lm.data import load_lm_data, split_docs, split_stream
 from textseq.lm.report import metric_name, metric_value
+from textseq.text.pipeline import Pipeline
 from textseq.vocab import EOS, Vocab
 
 IGNORE = -100
@@ -117,9 +118,18 @@ def _row(name: str, nll: float, level: str) -> LMEvalRow:
     return LMEvalRow(name, nll, metric_value(nll, level))
 
 
+def heldout_ids(text: str | os.PathLike, pipeline: Pipeline, vocab: Vocab) -> list[list[int]]:
+    """Held-out lines as the model reads them: the checkpoint's pipeline, then ids (OOV -> ``<unk>``), once."""
+    from textseq.text.reader import read_lines
+
+    return [vocab.encode(tokens) for tokens in pipeline.process_lines(read_lines(text))]
+
+
 def heldout_docs(text: str | os.PathLike, pipeline: dict, vocab: Vocab) -> list[list[str]]:
-    """Held-out lines as the model sees them: pipeline tokens, OOV replaced by ``<unk>``."""
-    return [vocab.decode(vocab.encode(tokens)) for tokens in tokenize_text(text, pipeline)]
+    """Held-out lines as tokens (OOV replaced by ``<unk>``), for token-level models such as the n-gram baseline."""
+    from textseq.text.pipeline import PipelineConfig
+
+    return [vocab.decode(ids) for ids in heldout_ids(text, Pipeline(PipelineConfig.from_dict(pipeline)), vocab)]
 
 
 def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list[str]]:
@@ -142,22 +152,22 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
                         device: str = "cpu") -> LMEvalReport:
     """Teacher-forced and free-running scores of a checkpoint on ``text``, plus the n-gram baseline."""
     from textseq.distributed import pick_device
-    from textseq.lm.checkpoint import build_lm, read_lm
+    from textseq.lm.checkpoint import LMCheckpoint
 
-    ckpt = read_lm(checkpoint)
-    vocab = Vocab.from_dict(ckpt["vocab"])
-    level = ckpt["pipeline"].get("tokenize", {}).get("level", "word")
-    lm = build_lm(ckpt, pick_device(device))
-    docs = heldout_docs(text, ckpt["pipeline"], vocab)
+    ckpt = LMCheckpoint.load(checkpoint, pick_device(device))
+    vocab, level = ckpt.vocab, ckpt.level
+    id_docs = heldout_ids(text, ckpt.pipeline, vocab)
     eos = vocab.stoi[EOS]
-    stream = np.asarray([eos] + [i for doc in docs for i in vocab.encode(doc) + [eos]], dtype=np.int64)
+    stream = np.asarray([eos] + [i for doc in id_docs for i in doc + [eos]], dtype=np.int64)
     inputs, targets = stream_rows(stream, batch_size)
-    teacher = evaluate_stream(lm, inputs, targets, ckpt["train_config"].get("bptt", 35))
-    horizons = free_running_nll(lm, inputs, targets, horizon, stride)
+    teacher = evaluate_stream(ckpt.model, inputs, targets, ckpt.train_config.get("bptt", 35))
+    horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
     rows = [_row("RNN teacher-forced", teacher, level),
             _row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level)]
     if baseline:
-        rows.append(_ngram_row(ckpt, vocab, docs, train_text, order or (5 if level == "char" else 3), level))
+        token_docs = [vocab.decode(doc) for doc in id_docs]  # the n-gram model reads tokens
+        rows.append(_ngram_row(ckpt.data, vocab, token_docs, train_text, order or (5 if level == "char" else 3),
+                               level))
     unk = vocab.unk_id
     oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
     return LMEvalReport(level, len(stream) - 1, oov, rows, horizons)
