@@ -82,3 +82,41 @@ def test_cli_errors_are_one_line(texts, tmp_path, capsys):
         assert run(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_train_help_lists_the_budget_and_regularizer_flags_with_defaults(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option
+    monkeypatch.setenv("TERM", "dumb")
+    assert run(["train", "-h"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def line_of(flag: str) -> str:
+        found = [line for line in lines if f" {flag} " in line]
+        assert found, f"{flag} is not in `textseq train -h`"
+        return found[0]
+
+    assert "SECONDS" in line_of("--max-time") and "[default: 0.0]" in line_of("--max-time")
+    for flag in ("--weight-drop", "--dropout-emb", "--dropout-in", "--dropout-between", "--dropout-out",
+                 "--ar", "--tar"):
+        assert "[default: 0.0]" in line_of(flag), flag
+    assert "projection" in line_of("--tie")
+    assert "(teacher)" in line_of("--mode") and "(free)" in line_of("--mode")
+
+
+def test_cli_max_time_with_awd_flags_reports_why_it_stopped(texts, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    small = [arg for arg in SMALL if arg != "--quiet"]
+    assert run(["train", str(texts / "train.txt"), "-o", str(run_dir), "--max-time", "1", "--log-every", "100000",
+                "--weight-drop", "0.2", "--dropout-emb", "0.1", "--dropout-in", "0.1", "--dropout-between", "0.1",
+                "--dropout-out", "0.2", "--ar", "1", "--tar", "1", "--tie", "--mode", "teacher", *small]) == 0
+    err = capsys.readouterr().err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("stopped (--max-time reached) after ") and "best valid loss " in summary
+    assert "best checkpoint: " in summary and "warning" not in err
+    ckpt = read_lm(run_dir / "last.pt")
+    model, cfg = ckpt["model_config"], ckpt["train_config"]
+    assert (model["weight_drop"], model["dropout_emb"], model["dropout_between"], model["tie_weights"]) == \
+        (0.2, 0.1, 0.1, True)
+    assert (cfg["max_time"], cfg["ar"], cfg["tar"], cfg["mode"]) == (1.0, 1.0, 1.0, "teacher-forcing")
+    assert cfg["epochs"] == 0  # --epochs not given with --max-time: no epoch limit
+    assert ckpt["progress"]["history"]["valid"][-1][0] == ckpt["progress"]["step"]

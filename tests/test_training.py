@@ -276,3 +276,15 @@ def test_epochs_end_with_validation_and_a_checkpoint(tmp_path):
     assert result.stop_reason == "epochs" and result.epochs == 2
     assert [step for step, _ in result.history["valid"]] == [result.steps // 2, result.steps]
     assert read_lm(result.last_checkpoint)["progress"]["epoch"] == 2
+
+
+def test_resume_is_exact_with_the_awd_regularizers_and_ar_tar(lunyu, tmp_path):
+    awd = {**TINY, "weight_drop": 0.3, "dropout_out": 0.2, "dropout_emb": 0.1}
+    settings = dict(max_steps=8, eval_every=3, scheduler="cosine", ar=1.0, tar=1.0, mode="teacher")
+    straight = train(config(lunyu, tmp_path / "a", **settings), awd, quiet=True)
+    cfg = config(lunyu, tmp_path / "b", **settings)
+    first = train(cfg, awd, quiet=True, on_step=_interrupt_at(4))
+    resumed = train(cfg, awd, quiet=True, resume=first.last_checkpoint)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.history == straight.history and [s for s, _ in straight.history["valid"]] == [3, 6, 8]

@@ -38,14 +38,25 @@ def train(
     hidden: int = opt("--hidden", help="Hidden units per layer.", default=_m("hidden_size"), panel=MODEL),
     emb: int = opt("--emb", help="Embedding size.", default=_m("emb_size"), panel=MODEL),
     dropout: float = opt("--dropout", help="Dropout probability.", default=_m("dropout"), panel=MODEL),
-    tie: bool = opt("--tie/--no-tie", help="Tie input and output embeddings.", default=_m("tie_weights"),
+    weight_drop: float = opt("--weight-drop", help="AWD-LSTM DropConnect on the hidden-to-hidden weights.",
+                             default=_m("weight_drop"), panel=MODEL),
+    dropout_emb: float = opt("--dropout-emb", help="Embedding dropout: drop whole word types.",
+                             default=_m("dropout_emb"), panel=MODEL),
+    dropout_in: float = opt("--dropout-in", help="Locked (variational) dropout on the embedding output.",
+                            default=_m("dropout_in"), panel=MODEL),
+    dropout_between: float = opt("--dropout-between", help="Locked dropout between recurrent layers.",
+                                 default=_m("dropout_between"), panel=MODEL),
+    dropout_out: float = opt("--dropout-out", help="Locked dropout on the last layer's output.",
+                             default=_m("dropout_out"), panel=MODEL),
+    tie: bool = opt("--tie/--no-tie", help="Tie input and output embeddings (when --emb differs from --hidden, "
+                                           "a projection hidden -> emb is added).", default=_m("tie_weights"),
                     panel=MODEL),
     adaptive_softmax: bool = opt("--adaptive-softmax/--full-softmax", help="Adaptive softmax output layer.",
                                  default=_m("adaptive_softmax"), panel=MODEL),
     embeddings: str = opt("--embeddings", help="Pretrained word vectors (.kv, word2vec, GloVe) for the embedding.",
                           panel=MODEL),
-    mode: str = opt("--mode", help="teacher-forcing | free-running | scheduled-sampling.", default=_t("mode"),
-                    panel=TRAINING),
+    mode: str = opt("--mode", help="teacher-forcing (teacher) | free-running (free) | scheduled-sampling.",
+                    default=_t("mode"), panel=TRAINING),
     schedule: str = opt("--schedule", help="Scheduled-sampling decay: linear | exponential | inverse-sigmoid.",
                         default=_t("schedule"), panel=TRAINING),
     schedule_k: float = opt("--schedule-k", help="Schedule constant k (0: decay over the whole run).",
@@ -57,9 +68,14 @@ def train(
     k2: int = opt("--k2", help="Tokens back-propagated (0: bptt).", default=_t("k2"), panel=TRAINING),
     batch_size: int = opt("--batch-size", help="Parallel streams (split across processes under torchrun).",
                           default=_t("batch_size"), panel=TRAINING),
-    epochs: int = opt("--epochs", help="Passes over the training text.", default=_t("epochs"), panel=TRAINING),
+    epochs: int = opt("--epochs", help="Passes over the training text (0: no limit; not given with --max-time: "
+                                       "no limit).", default=_t("epochs"), panel=TRAINING),
     max_steps: int = opt("--max-steps", help="Stop after this many updates (0: no limit).", default=_t("max_steps"),
                          panel=TRAINING),
+    max_time: float = opt("--max-time", help="Training time budget: stop at the first update after it (0: no "
+                                             "limit; per process: a resumed run gets it again). The cosine LR "
+                                             "and scheduled sampling span it.",
+                          default=_t("max_time"), panel=TRAINING, metavar="SECONDS"),
     lr: float = opt("--lr", help="Learning rate.", default=_t("lr"), panel=TRAINING),
     optimizer: str = opt("--optimizer", help="sgd | adam | adamw.", default=_t("optimizer"), panel=TRAINING),
     momentum: float = opt("--momentum", help="SGD momentum.", default=_t("momentum"), panel=TRAINING),
@@ -67,6 +83,10 @@ def train(
     scheduler: str = opt("--scheduler", help="LR schedule: none | step | cosine | plateau.", default=_t("scheduler"),
                          panel=TRAINING),
     clip: float = opt("--clip", help="Max gradient norm (0: off).", default=_t("clip"), panel=TRAINING),
+    ar: float = opt("--ar", help="Activation regularization (AWD-LSTM AR; teacher forcing only).",
+                    default=_t("ar"), panel=TRAINING),
+    tar: float = opt("--tar", help="Temporal activation regularization (AWD-LSTM TAR; teacher forcing only).",
+                     default=_t("tar"), panel=TRAINING),
     eval_every: int = opt("--eval-every", help="Validate every N updates (0: every epoch).", default=_t("eval_every"),
                           panel=TRAINING),
     patience: int = opt("--patience", help="Stop after N validations without improvement (0: off).",
@@ -97,22 +117,37 @@ def train(
     train_flags = dict(data=data, output=output, level=level, lang=lang, min_count=min_count,
                        max_vocab=max_vocab, embeddings=embeddings, mode=mode, schedule=schedule,
                        schedule_k=schedule_k, feedback=feedback, bptt=bptt, k1=k1, k2=k2, batch_size=batch_size,
-                       epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer, momentum=momentum,
-                       weight_decay=weight_decay, scheduler=scheduler, clip=clip, valid_ratio=valid_ratio,
+                       epochs=epochs, max_steps=max_steps, max_time=max_time, lr=lr, optimizer=optimizer,
+                       momentum=momentum, weight_decay=weight_decay, scheduler=scheduler, clip=clip, ar=ar, tar=tar,
+                       valid_ratio=valid_ratio,
                        eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                        device=device, deterministic=deterministic, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,
-                       tie_weights=tie, adaptive_softmax=adaptive_softmax)
+                       weight_drop=weight_drop, dropout_emb=dropout_emb, dropout_in=dropout_in,
+                       dropout_between=dropout_between, dropout_out=dropout_out, tie_weights=tie,
+                       adaptive_softmax=adaptive_softmax)
     set_threads(threads)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
     if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
-        why = {"epochs": "all epochs done", "max-steps": "--max-steps reached",
-               "early-stopping": "early stopping", "interrupted": "interrupted"}.get(result.stop_reason,
-                                                                                   result.stop_reason)
-        typer.echo(f"stopped ({why}) after {result.steps} steps; best checkpoint: {result.best_checkpoint}",
-                   err=True)
+        typer.echo(summary(result), err=True)
     return 130 if result.stop_reason == "interrupted" else 0
+
+
+STOP_REASONS = {"epochs": "all epochs done", "max-steps": "--max-steps reached", "max-time": "--max-time reached",
+                "early-stopping": "early stopping: no better validation for --patience evaluations",
+                "interrupted": "interrupted"}
+
+
+def summary(result) -> str:
+    """The closing line: why the run stopped, how far it got, the best validation and where it is."""
+    from textseq.lm.report import describe
+
+    why = STOP_REASONS.get(result.stop_reason, result.stop_reason)
+    best = (f"best valid {describe(result.best_valid_loss, result.level)}" if result.best_valid_loss is not None
+            else "no validation data")
+    return (f"stopped ({why}) after {result.steps} steps, {result.epochs} epoch(s) in {result.elapsed:.1f} s; "
+            f"{best}; best checkpoint: {result.best_checkpoint}")
 
 
 def register(app: typer.Typer) -> None:

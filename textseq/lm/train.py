@@ -2,13 +2,37 @@
 
 The loop follows pytorch/examples word_language_model: parallel streams walked in TBPTT windows
 with the hidden state carried (detached) from update to update, gradient clipping, validation on
-the tail of the stream. See :mod:`textseq.lm.tbptt` for the three feeding modes and k1/k2.
+the tail of the stream. See :mod:`textseq.lm.tbptt` for the three feeding modes and k1/k2. The loss
+that is back-propagated includes the AR/TAR penalties (``ar``/``tar``); the loss that is logged,
+reported and checked is the pure NLL of the window (also checked: the penalised loss is finite).
+
+When the run stops (``stop_reason``): ``epochs`` (all ``epochs`` passes done; 0 = no epoch limit),
+``max-steps``, ``max-time`` (the time budget ``max_time`` seconds is used up: checked at every update
+boundary, so the run ends at the first boundary after the budget), ``early-stopping`` (``patience``
+validations without improvement) or ``interrupted`` (Ctrl-C). Unless it stopped early right after a
+validation, one more validation runs at the last step when the last one was at an earlier step, so
+``best`` is never stale.
+
+The time budget is measured from the start of the training loop (data loading and model building
+excluded; validations and checkpoints included). A resumed run gets the whole budget again: it
+counts the time of the current process only. With a time budget, the schedules span it: the
+run's progress is the fraction ``max(step / total_steps, elapsed / max_time)`` (a resumed run maps
+the rest of its schedule onto its own budget), which drives the cosine LR and, unless
+``schedule_k`` is set, the scheduled-sampling decay. Epochs vs. the budget: when ``max_time`` is set
+and ``epochs`` is given nowhere (flag, TOML, resumed checkpoint), :func:`resolve_config` sets
+``epochs = 0`` (no epoch limit), so the run lasts until the budget or ``max_steps``; an explicit
+``epochs`` still ends the run (with a warning when that happens before ``max_steps``/``max_time``).
 
 Checkpoints (written atomically by rank 0 only): ``last`` every ``checkpoint_every`` steps, at
 every epoch end, at the end and on Ctrl-C; ``best`` whenever the validation loss improves (or at
 the end without validation). A run resumed from ``last`` continues exactly: weights, optimizer,
 scheduler, every rank's RNG states, the stream position and the carried hidden state are restored,
-so it ends with the same weights as an uninterrupted run.
+so it ends with the same weights as an uninterrupted run. That holds for runs bounded by steps and
+epochs; a time-bounded run stops (and, with time-driven schedules, sets its LR and teacher-forcing
+probability) depending on the wall clock, so it is not bit-reproducible, resumed or not. The
+validation run when Ctrl-C stops a run may update ``best`` but stays out of the resumable
+training state (history, early-stopping counter, plateau scheduler), so a resume continues exactly
+as if the run had not been interrupted.
 """
 
 from __future__ import annotations
@@ -50,6 +74,16 @@ from textseq.text.tokenize import DEFAULT_LEVEL
 from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_update, make_optimizer, make_scheduler
 from textseq.vocab import Vocab, VocabConfig
 
+MODE_ALIASES = {"teacher": "teacher-forcing", "free": "free-running"}  # short names, as for the forecasters
+# Steps over which a time-driven scheduled-sampling decay is laid out when the run has no step bound.
+NOMINAL_SCHEDULE_STEPS = 10_000
+
+
+def cosine_lr(base_lr: float, fraction: float) -> float:
+    """Cosine annealing from ``base_lr`` at fraction 0 to 0 at fraction 1 (the run's progress)."""
+    fraction = min(1.0, max(0.0, fraction))
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * fraction))
+
 
 @dataclass
 class LMTrainConfig(Settings):
@@ -62,7 +96,7 @@ class LMTrainConfig(Settings):
     min_count: int = 1
     max_vocab: int = 0
     embeddings: str = ""  # pretrained word vectors to initialise the embedding
-    mode: str = "teacher-forcing"
+    mode: str = "teacher-forcing"  # also "teacher" / "free" (MODE_ALIASES)
     schedule: str = "linear"  # scheduled sampling: how the teacher-forcing probability decays
     schedule_k: float = 0.0  # 0: decay over the whole run (see tbptt.default_schedule_k)
     min_teacher_prob: float = 0.0
@@ -72,8 +106,9 @@ class LMTrainConfig(Settings):
     k2: int = 0  # tokens back-propagated (0: bptt)
     batch_size: int = 20
     eval_batch_size: int = 10
-    epochs: int = 1
+    epochs: int = 1  # 0: no epoch limit (needs max_steps or max_time)
     max_steps: int = 0
+    max_time: float = 0.0  # seconds of training in this process (0: no limit); see the module docstring
     optimizer: str = "adam"
     lr: float = 0.002
     momentum: float = 0.0
@@ -82,6 +117,8 @@ class LMTrainConfig(Settings):
     lr_step_size: int = 1000  # steps between decays of the "step" scheduler
     lr_gamma: float = 0.5  # decay factor of "step" and "plateau"
     clip: float = 1.0  # max gradient norm (0: no clipping)
+    ar: float = 0.0  # activation regularization (AWD-LSTM AR), teacher forcing only
+    tar: float = 0.0  # temporal activation regularization (AWD-LSTM TAR), teacher forcing only
     valid_ratio: float = 0.1
     eval_every: int = 0  # steps between validations (0: every epoch)
     patience: int = 0  # stop after this many validations without improvement (0: never)
@@ -92,17 +129,25 @@ class LMTrainConfig(Settings):
     deterministic: bool = False
 
     def validate(self) -> None:
+        self.mode = MODE_ALIASES.get(self.mode, self.mode)
         for name, value, allowed in (("mode", self.mode, MODES), ("schedule", self.schedule, SCHEDULES),
                                      ("feedback", self.feedback, FEEDBACKS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("scheduler", self.scheduler, SCHEDULERS)):
             check_choice(name, value, allowed)
-        for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every", "lr_step_size"):
+        for name in ("bptt", "batch_size", "eval_batch_size", "log_every", "lr_step_size"):
             if getattr(self, name) < 1:
                 raise TextseqError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("k1", "k2", "max_steps", "max_vocab", "eval_every", "patience", "checkpoint_every"):
+        for name in ("k1", "k2", "epochs", "max_steps", "max_vocab", "eval_every", "patience", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise TextseqError(f"{name.replace('_', '-')} must not be negative")
+        for name in ("max_time", "ar", "tar"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise TextseqError(f"{name.replace('_', '-')} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.epochs == 0 and not (self.max_steps or self.max_time):
+            raise TextseqError("epochs 0 (no epoch limit) needs max-steps or max-time to end the run")
+        if (self.ar or self.tar) and self.mode != "teacher-forcing":
+            raise TextseqError(f"ar/tar (activation regularization) work with teacher forcing only, not {self.mode}")
         if not self.lr > 0 or self.clip < 0 or self.weight_decay < 0 or self.momentum < 0:
             raise TextseqError("lr must be positive; clip, weight decay and momentum must not be negative")
         if not 0.0 < self.lr_gamma < 1.0:
@@ -122,12 +167,14 @@ class LMTrainResult:
     last_checkpoint: str
     steps: int
     epochs: int  # completed epochs
-    stop_reason: str  # epochs | max-steps | early-stopping | interrupted
-    train_loss: float  # mean NLL (nats) over the last log interval
-    best_valid_loss: float | None
+    stop_reason: str  # epochs | max-steps | max-time | early-stopping | interrupted
+    train_loss: float  # mean NLL (nats, without AR/TAR) of the last update
+    best_valid_loss: float | None  # validation NLL of the model in best_checkpoint
     tokens_per_sec: float
     history: dict
     model: nn.Module = field(repr=False)
+    level: str = DEFAULT_LEVEL  # char | word: how to read the losses (bpc or perplexity)
+    elapsed: float = 0.0  # seconds from the start of the training loop to the end of the run (this process)
 
 
 @dataclass
@@ -142,6 +189,10 @@ class Progress:
     best_valid: float | None = None
     bad_evals: int = 0
     history: dict = field(default_factory=lambda: {"train": [], "valid": []})
+    # Validation NLL of the model in ``best``: below best_valid when the validation run at a Ctrl-C
+    # (kept out of the training state above) found a better model. None in older checkpoints.
+    best_saved: float | None = None
+    schedule_fraction: float = 0.0  # the run's progress in [0, 1] at the last update (see run docstring)
 
 
 @dataclass(frozen=True)
@@ -212,10 +263,13 @@ class Trainer:
         seed_everything(cfg.seed + info.rank)
         if resume is not None:
             self._restore(resume)
-        self.reporter = ProgressReporter("train", self.total_steps, enabled=info.is_main and not quiet,
-                                         log_every=cfg.log_every)
+        self.start_fraction = self.progress.schedule_fraction  # a resumed time budget spans the rest
+        self.reporter = ProgressReporter("train", self.total_steps if math.isfinite(self.total_steps) else None,
+                                         enabled=info.is_main and not quiet, log_every=cfg.log_every)
         self.stop_requested = False
         self.at_boundary = True
+        self.elapsed = 0.0  # seconds since the loop started, the same on every rank (see _sync_boundary)
+        self.side_valid: list | None = None  # [step, nll] of the validation at a Ctrl-C (not in progress)
 
     # ------------------------------------------------------------------ setup
 
@@ -233,8 +287,10 @@ class Trainer:
         self.n_cols = self.train_data.size(1)
         self.valid_data = stream_rows(split.valid, cfg.eval_batch_size) if len(split.valid) >= 2 else None
         epoch_steps = spans_per_epoch(self.n_cols, self.k1)
-        self.total_steps = min(cfg.epochs * epoch_steps, cfg.max_steps or math.inf)
-        self.schedule_k = cfg.schedule_k or default_schedule_k(cfg.schedule, self.total_steps)
+        # math.inf when neither epochs nor max_steps bound the run (a time budget does)
+        self.total_steps = min(cfg.epochs * epoch_steps if cfg.epochs else math.inf, cfg.max_steps or math.inf)
+        self.schedule_steps = self.total_steps if math.isfinite(self.total_steps) else NOMINAL_SCHEDULE_STEPS
+        self.schedule_k = cfg.schedule_k or default_schedule_k(cfg.schedule, self.schedule_steps)
 
     def _build_model(self, settings: dict) -> None:
         cfg, info = self.cfg, self.info
@@ -246,14 +302,15 @@ class Trainer:
         if cfg.embeddings:
             self._load_embeddings()
         self.lm.to(info.device)
-        self.window_loss = WindowLoss(self.lm, cfg.mode, cfg.feedback)
+        self.window_loss = WindowLoss(self.lm, cfg.mode, cfg.feedback, ar=cfg.ar, tar=cfg.tar)
         self.step_fn = self.window_loss
         if info.enabled:
             self.step_fn = nn.parallel.DistributedDataParallel(
                 self.window_loss, find_unused_parameters=lm_cfg.adaptive_softmax)
         self.optimizer = make_optimizer(cfg.optimizer, self.lm.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-        self.scheduler = make_scheduler(cfg.scheduler, self.optimizer, self.total_steps, cfg.lr_step_size,
-                                        cfg.lr_gamma)
+        # cosine: the LR is set before every update from the run's progress (_train_step), no scheduler state
+        self.scheduler = None if cfg.scheduler == "cosine" else make_scheduler(
+            cfg.scheduler, self.optimizer, self.schedule_steps, cfg.lr_step_size, cfg.lr_gamma)
 
     def _load_embeddings(self) -> None:
         from textseq.features.embeddings import load_vectors
@@ -277,6 +334,8 @@ class Trainer:
         progress = dict(ckpt["progress"])
         self.hidden = self._local_hidden(progress.pop("hidden"))
         self.progress = Progress(**progress)
+        if self.progress.best_saved is None:  # a checkpoint from before best_saved existed
+            self.progress.best_saved = self.progress.best_valid
         if self.progress.data_tokens != len(self.data.ids):
             raise TextseqError(f"the training data changed since the checkpoint ({self.progress.data_tokens} "
                                f"tokens then, {len(self.data.ids)} now); resume on the same data")
@@ -302,17 +361,22 @@ class Trainer:
                 if not self.at_boundary:
                     raise
                 reason = "interrupted"
+            self._final_validation(reason)
         return self._finish(reason)
 
     def _loop(self) -> str:
         cfg, progress = self.cfg, self.progress
-        while progress.epoch < cfg.epochs:
+        while not cfg.epochs or progress.epoch < cfg.epochs:
             if progress.pos >= self.n_cols - 1:
                 reason = self._end_epoch()
                 if reason:
                     return reason
+                if self._sync_boundary():  # the epoch-end validation and checkpoint take time too
+                    return "interrupted"
             if cfg.max_steps and progress.step >= cfg.max_steps:
                 return "max-steps"
+            if self.time_up():
+                return "max-time"
             self.at_boundary = False
             self._train_step()
             self.at_boundary = True
@@ -322,7 +386,7 @@ class Trainer:
                 self._save(self.paths.last)
             if self.on_step is not None:
                 self.on_step(self)
-            if self._stop_requested_anywhere():
+            if self._sync_boundary():
                 return "interrupted"
         return "epochs"
 
@@ -333,27 +397,50 @@ class Trainer:
         self._save(self.paths.last)
         if early_stop:
             return "early-stopping"
-        return "epochs" if progress.epoch >= self.cfg.epochs else None
+        return "epochs" if self.cfg.epochs and progress.epoch >= self.cfg.epochs else None
 
-    def _teacher_prob(self) -> float:
-        if self.cfg.mode != "scheduled-sampling":
-            return 1.0 if self.cfg.mode == "teacher-forcing" else 0.0
-        return teacher_forcing_prob(self.cfg.schedule, self.progress.step, self.schedule_k,
-                                    self.cfg.min_teacher_prob)
+    def time_up(self) -> bool:
+        return self.cfg.max_time > 0 and self.elapsed >= self.cfg.max_time
 
-    def _stop_requested_anywhere(self) -> bool:
-        """Ctrl-C on any rank stops every rank at the same update."""
-        flag = torch.tensor(float(self.stop_requested), device=self.info.device)
-        return bool(dist_util.mean_across(flag, self.info) > 0)
+    def schedule_fraction(self) -> float:
+        """The run's progress in [0, 1]: ``step / total_steps``, or with a time budget the larger of
+        that and the share of the budget used (from where a resumed run's schedule had got to)."""
+        fraction = self.progress.step / self.total_steps if math.isfinite(self.total_steps) else 0.0
+        if self.cfg.max_time > 0:
+            used = min(1.0, self.elapsed / self.cfg.max_time)
+            fraction = max(fraction, self.start_fraction + (1.0 - self.start_fraction) * used)
+        return min(1.0, fraction)
+
+    def _teacher_prob(self, fraction: float) -> float:
+        cfg = self.cfg
+        if cfg.mode != "scheduled-sampling":
+            return 1.0 if cfg.mode == "teacher-forcing" else 0.0
+        if cfg.max_time > 0 and not cfg.schedule_k:  # the decay spans the time budget
+            return teacher_forcing_prob(cfg.schedule, fraction * self.schedule_steps, self.schedule_k,
+                                        cfg.min_teacher_prob)
+        return teacher_forcing_prob(cfg.schedule, self.progress.step, self.schedule_k, cfg.min_teacher_prob)
+
+    def _sync_boundary(self) -> bool:
+        """At an update boundary: whether Ctrl-C was pressed on any rank (every rank then stops at the
+        same update), and the elapsed time as every rank sees it (the mean over ranks), so the time
+        budget and the time-driven schedules agree across ranks. One collective."""
+        local = torch.tensor([float(self.stop_requested), time.perf_counter() - self.start_time],
+                             dtype=torch.float64, device=self.info.device)
+        stop, elapsed = dist_util.mean_across(local, self.info).tolist()
+        self.elapsed = elapsed
+        return stop > 0
 
     def _train_step(self) -> None:
         cfg, progress = self.cfg, self.progress
         span = span_at(progress.pos, self.n_cols, self.k1, self.k2)
+        fraction = progress.schedule_fraction = self.schedule_fraction()
+        if cfg.scheduler == "cosine":
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_lr(cfg.lr, fraction)
         self.lm.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob())
-        nll = guarded_update(loss, self.optimizer, self.lm.parameters(), cfg.clip,
-                             reduce=lambda value: dist_util.mean_across(value, self.info),
+        loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob(fraction))
+        nll = guarded_update(loss, self.optimizer, self.lm.parameters(), cfg.clip, reduce=self._reported_nll,
                              hint=f"at step {progress.step + 1}; lower --lr or set --clip (e.g. --clip 0.25)")
         if self.scheduler is not None and cfg.scheduler != "plateau":
             self.scheduler.step()
@@ -361,6 +448,13 @@ class Trainer:
         progress.pos, progress.step = span.end, progress.step + 1
         progress.tokens += (span.end - span.loss_start) * cfg.batch_size
         self._record(nll)
+
+    def _reported_nll(self, loss: torch.Tensor) -> torch.Tensor:
+        """What guarded_update checks and returns: the pure NLL of the window (without AR/TAR), the mean
+        over ranks; or the back-propagated (penalised) loss itself when that is not finite."""
+        both = torch.stack([self.window_loss.last_nll.float(), loss.detach().float()])
+        both = dist_util.mean_across(both, self.info)
+        return both[0] if torch.isfinite(both[1]) else both[1]
 
     def _record(self, nll: float) -> None:
         progress = self.progress
@@ -383,14 +477,37 @@ class Trainer:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(nll)
         stopper = EarlyStopping(self.cfg.patience, progress.best_valid, progress.bad_evals)
-        improved = stopper.update(nll)
+        stopper.update(nll)
         progress.best_valid, progress.bad_evals = stopper.best, stopper.bad_evals
-        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}"
-                          + (" (best)" if improved else ""))
-        if improved:
-            self._save(self.paths.best)
+        saved = self._save_best_if_better(nll)
+        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
         self._plot()
         return stopper.should_stop
+
+    def _save_best_if_better(self, nll: float) -> bool:
+        progress = self.progress
+        if progress.best_saved is not None and not nll < progress.best_saved:
+            return False
+        progress.best_saved = nll
+        self._save(self.paths.best)
+        return True
+
+    def _final_validation(self, reason: str) -> None:
+        """Validate at the last step unless that just happened (or the run stopped early right after a
+        validation), so that ``best`` is never stale. After a Ctrl-C, ``last`` is written first and the
+        validation stays out of the resumable state (only ``best`` and ``best_saved`` may change)."""
+        progress = self.progress
+        valid = progress.history["valid"]
+        if reason == "early-stopping" or self.valid_data is None or (valid and valid[-1][0] == progress.step):
+            return
+        if reason != "interrupted":
+            self._validate()  # the run is over: its early-stopping verdict does not matter any more
+            return
+        self._save(self.paths.last)  # the exact state first: a second Ctrl-C may cut the validation short
+        nll = evaluate_stream(self.lm, *self.valid_data, self.cfg.bptt)
+        self.side_valid = [progress.step, nll]
+        saved = self._save_best_if_better(nll)
+        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
 
     # ------------------------------------------------------------------ output
 
@@ -412,21 +529,44 @@ class Trainer:
             return tuple(torch.cat([p[i] for p in parts], dim=1) for i in range(len(self.hidden)))
         return torch.cat(parts, dim=1)
 
+    def history(self) -> dict:
+        """The loss history, with the validation at a Ctrl-C (not part of the resumable state)."""
+        history = self.progress.history
+        if self.side_valid is None:
+            return history
+        return {**history, "valid": [*history["valid"], self.side_valid]}
+
     def _plot(self) -> None:
         if self.info.is_main:
-            plot_history(self.progress.history, self.paths.plot, self.level)
+            plot_history(self.history(), self.paths.plot, self.level)
 
     def _finish(self, reason: str) -> LMTrainResult:
         tokens_per_sec = self.tokens_per_sec()
+        elapsed = time.perf_counter() - self.start_time
         self._save(self.paths.last)
-        if self.valid_data is None or self.progress.best_valid is None:
+        if self.valid_data is None or self.progress.best_saved is None:
             self._save(self.paths.best)
         self._plot()
         if reason == "interrupted":
             self.reporter.log(f"interrupted: saved {self.paths.last} (resume with --resume {self.paths.last})")
+        self._warn_if_epochs_cut_short(reason, elapsed)
         return LMTrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
-                           reason, self.last_loss, self.progress.best_valid, tokens_per_sec,
-                           self.progress.history, self.lm)
+                             reason, self.last_loss, self.progress.best_saved, tokens_per_sec,
+                             self.history(), self.lm, level=self.level, elapsed=elapsed)
+
+    def _warn_if_epochs_cut_short(self, reason: str, elapsed: float) -> None:
+        cfg = self.cfg
+        if reason != "epochs":
+            return
+        missed = []
+        if cfg.max_steps and self.progress.step < cfg.max_steps:
+            missed.append(f"--max-steps {cfg.max_steps}")
+        if cfg.max_time and elapsed < cfg.max_time:
+            missed.append(f"--max-time {cfg.max_time:g}")
+        if missed:
+            self.reporter.log(f"warning: --epochs {cfg.epochs} ended the run after {self.progress.step} steps, "
+                              f"before {' and '.join(missed)}; raise --epochs (or --epochs 0: no epoch limit) "
+                              f"to train longer")
 
 
 def _to_cpu(hidden):
@@ -481,7 +621,11 @@ FIXED_ON_RESUME = ("level", "lang", "batch_size", "valid_ratio")
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
                    resume: str | None = None) -> tuple[LMTrainConfig, dict]:
-    """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given)."""
+    """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given).
+
+    Epochs vs. a time budget: when ``max_time`` ends up > 0 and ``epochs`` was given nowhere (no flag,
+    no TOML key, not a resume: a checkpoint's config always holds it), ``epochs`` becomes 0, no epoch
+    limit, so that the budget (or ``max_steps``) ends the run rather than the default single epoch."""
     train_base: dict = {}
     model_base: dict = {}
     if resume:
@@ -496,6 +640,8 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
     if resume and model != model_base:
         raise TextseqError("the model architecture cannot change when resuming; drop the model flags")
     train = merge(train_base, train_overrides)
+    if "epochs" not in train and isinstance(train.get("max_time"), (int, float)) and train["max_time"] > 0:
+        train["epochs"] = 0
     if resume:
         changed = [key for key in FIXED_ON_RESUME if train.get(key) != train_base.get(key)]
         if changed:
