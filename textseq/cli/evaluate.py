@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from textseq.cli.options import DEVICE_HELP, EVALUATION, THREADS_HELP, set_threads
+from textseq.cli.options import DEVICE_HELP, EVALUATION, THREADS_HELP, Command, set_threads
 
 
 def evaluate(
@@ -44,4 +44,4 @@ def evaluate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", no_args_is_help=True)(evaluate)
+    app.command("evaluate", cls=Command, no_args_is_help=True)(evaluate)

@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 
 from textseq.cli.options import DATA as DATA_PANEL
-from textseq.cli.options import FORCE, MODEL, OUTPUT, QUIET, TRAINING, alias, either, opt, set_threads
+from textseq.cli.options import (
+    FORCE,
+    MODEL,
+    OUTPUT,
+    QUIET,
+    TRAINING,
+    Command,
+    alias,
+    either,
+    opt,
+    set_threads,
+    usage_error,
+)
 from textseq.errors import TextseqError
 from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
 from textseq.settings import default_of, merge
@@ -21,7 +33,7 @@ DATASET = typer.Option(None, "--dataset", help="Built-in dataset name (see `text
                        rich_help_panel=DATA_PANEL)
 TARGET = typer.Option(None, "--target", help="Column to forecast.",
                       rich_help_panel=DATA_PANEL)
-INPUTS = typer.Option(None, "--inputs", help="Comma-separated input columns (default: the target alone).",
+INPUTS = typer.Option(None, "--inputs", help="Comma-separated input columns. \\[default: the target alone]",
                       rich_help_panel=DATA_PANEL)
 DATE_COLUMN = typer.Option(None, "--date-column", help="Optional date column (for frequency and plots).",
                            rich_help_panel=DATA_PANEL)
@@ -64,7 +76,7 @@ def _check_outputs(force: bool, *paths: Path | None) -> None:
 def _checkpoint(checkpoint: Path | None, old: Path | None) -> Path:
     checkpoint = either(checkpoint, old, "CHECKPOINT", "--checkpoint")
     if checkpoint is None:
-        raise TextseqError("no checkpoint given: textseq forecast COMMAND CHECKPOINT")
+        raise usage_error("Missing argument 'CHECKPOINT'.")
     return checkpoint
 
 
@@ -81,7 +93,7 @@ def _model_and_series(checkpoint: Path, data: Path | None, dataset: str | None, 
     return forecaster, load_source(source, spec.target, spec.inputs)
 
 
-@forecast_app.command("datasets")
+@forecast_app.command("datasets", cls=Command)
 def datasets_command() -> None:
     """List the built-in real series (loaded offline from the statsmodels / sktime wheels)."""
     from textseq.forecast.datasets import list_datasets
@@ -102,7 +114,7 @@ def _t(name: str):
     return default_of(ForecastTrainConfig, name)
 
 
-@forecast_app.command("train")
+@forecast_app.command("train", cls=Command)
 def train_command(
     data: Path | None = DATA, dataset: str | None = DATASET, target: str | None = TARGET,
     inputs: str | None = INPUTS, date_column: str | None = DATE_COLUMN, fill: str = FILL, encoding: str = ENCODING,
@@ -162,7 +174,7 @@ def train_command(
 
     output = either(output, out, "--output", "--out")
     if output is None:
-        raise TextseqError("no output given (-o model.pt)")
+        raise usage_error("Missing option '-o' / '--output'.")
     set_threads(threads, auto=1)
     _check_outputs(force, output, plot)
     baseline_names = _baselines(baselines)  # checked before training, not after
@@ -223,7 +235,7 @@ CHECKPOINT = typer.Argument(None, help="A forecast checkpoint (from `textseq for
 OLD_CHECKPOINT = alias("--checkpoint", "-c")
 
 
-@forecast_app.command("evaluate", no_args_is_help=True)
+@forecast_app.command("evaluate", cls=Command, no_args_is_help=True)
 def evaluate_command(
     checkpoint: Path = CHECKPOINT,
     old_checkpoint: Path = OLD_CHECKPOINT,
@@ -251,7 +263,7 @@ def evaluate_command(
         typer.echo(report.table())
 
 
-@forecast_app.command("predict", no_args_is_help=True)
+@forecast_app.command("predict", cls=Command, no_args_is_help=True)
 def predict_command(
     checkpoint: Path = CHECKPOINT,
     old_checkpoint: Path = OLD_CHECKPOINT,

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from textseq.cli.options import DEVICE_HELP, SAMPLING, THREADS_HELP, opt, set_threads
+from textseq.cli.options import DEVICE_HELP, SAMPLING, THREADS_HELP, Command, opt, set_threads
 from textseq.lm.sampling import SamplingConfig
 from textseq.settings import default_of
 
@@ -31,7 +31,7 @@ def generate(
     num_samples: int = opt("--num-samples", help="Independent samples.", default=_s("num_samples"), panel=SAMPLING),
     stop_at_eos: bool = opt("--stop-at-eos/--no-stop-at-eos", help="Stop at the end of a line.",
                             default=_s("stop_at_eos"), panel=SAMPLING),
-    seed: int = opt("--seed", help="Random seed for reproducible samples (default: a fresh one).", panel=SAMPLING),
+    seed: int = opt("--seed", help="Random seed for reproducible samples.", default="a fresh one", panel=SAMPLING),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
@@ -59,4 +59,4 @@ def generate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("generate", no_args_is_help=True)(generate)
+    app.command("generate", cls=Command, no_args_is_help=True)(generate)

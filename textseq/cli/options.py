@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from typer._click import exceptions as click_errors
+from typer._click.globals import get_current_context
 
 from textseq.errors import TextseqError
 
@@ -42,6 +44,24 @@ def either(value: Any, old: Any, flag: str, old_flag: str) -> Any:
     if value is not None and value != old:
         raise TextseqError(f"{old_flag} is the old name of {flag}; give only {flag}")
     return old
+
+
+class Command(typer.core.TyperCommand):
+    """Every command's class: usage errors always carry the command, so the usage line can be shown
+    (click's parser raises some, e.g. an option missing its value, without it)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click_errors.UsageError as exc:
+            if exc.ctx is None:
+                exc.ctx, exc.cmd = ctx, ctx.command
+            raise
+
+
+def usage_error(message: str) -> click_errors.UsageError:
+    """A usage error of the running command (shown with its usage line, exit 2)."""
+    return click_errors.UsageError(message, ctx=get_current_context(silent=True))
 
 
 def set_threads(threads: int | None, auto: int = 0) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from textseq.cli.options import alias, either, opt, split_list
+from textseq.cli.options import Command, alias, either, opt, split_list
 from textseq.errors import TextseqError
 from textseq.features.embeddings import Word2VecConfig
 from textseq.progress import ProgressReporter
@@ -58,31 +58,33 @@ def preprocess(
     remove_digits: bool = typer.Option(False, "--remove-digits", help="Digits.", rich_help_panel=CLEAN),
     remove_punct: bool = typer.Option(False, "--remove-punct", help="Punctuation and symbols.",
                                       rich_help_panel=CLEAN),
-    stopwords: str = opt("--stopwords", help="Built-in stopword lists, e.g. en,zh.", panel=FILTERS),
+    stopwords: str = opt("--stopwords", help="Built-in stopword lists, e.g. en,zh.", default="none", panel=FILTERS),
     stopwords_file: list[str] = opt("--stopwords-file", help="Stopword file, one per line (repeatable).",
                                     panel=FILTERS),
     lowercase: bool = opt("--lowercase/--no-lowercase", help="Lowercase tokens.",
                           default="on for word level, off for char", panel=FILTERS),
-    stem: str = opt("--stem", help="porter | snowball | lancaster.", panel=FILTERS),
+    stem: str = opt("--stem", help="porter | snowball | lancaster.", default="none", panel=FILTERS),
     lemmatize: bool = typer.Option(False, "--lemmatize", help="simplemma lemmas (see --lemma-lang).",
                                    rich_help_panel=FILTERS),
     lemma_lang: str = opt("--lemma-lang", help="Language of the lemmatizer.",
                           default=default_of(NormalizeConfig, "lemma_lang"), panel=FILTERS),
     min_count: int = opt("--min-count", help="Drop tokens seen fewer times.",
                          default=default_of(VocabConfig, "min_count"), panel=VOCAB),
-    max_count: int = opt("--max-count", help="Drop tokens seen more times.", panel=VOCAB),
+    max_count: int = opt("--max-count", help="Drop tokens seen more times.", default="no limit", panel=VOCAB),
     min_df: str = opt("--min-df", help="Drop tokens in fewer documents (lines): a number, or a ratio like 0.01.",
-                      panel=VOCAB),
+                      default="no limit", panel=VOCAB),
     max_df: str = opt("--max-df", help="Drop tokens in more documents: a number, or a ratio like 0.5.",
-                      panel=VOCAB),
-    max_vocab: int = opt("--max-vocab", help="Keep at most this many entries, specials included.", panel=VOCAB),
+                      default="no limit", panel=VOCAB),
+    max_vocab: int = opt("--max-vocab", help="Keep at most this many entries, specials included (0: no limit).",
+                         default=0, panel=VOCAB),
     max_size: int = alias("--max-size"),
     specials: str = opt("--specials", help="Special tokens, first ids; must include <eos>.",
                         default=",".join(default_of(VocabConfig, "specials")), panel=VOCAB),
     bow: bool = typer.Option(False, "--bow", help="features/bow.npz: docs x vocab counts.", rich_help_panel=FEATURES),
-    ngrams: str = opt("--ngrams", help="features/ngrams.tsv: n-gram counts for a range like 1-3.", panel=FEATURES),
+    ngrams: str = opt("--ngrams", help="features/ngrams.tsv: n-gram counts for a range like 1-3.", default="none",
+                      panel=FEATURES),
     ngram_lm: int = opt("--ngram-lm", help="Kneser-Ney LM of this order, perplexity on held-out docs.",
-                        panel=FEATURES),
+                        default="none", panel=FEATURES),
     heldout_ratio: float = opt("--heldout-ratio", help="Last part of the documents held out for --ngram-lm.",
                                default=default_of(FeatureConfig, "heldout_ratio"), panel=FEATURES),
     word2vec: bool = typer.Option(False, "--word2vec", help="features/word2vec.txt (gensim).",
@@ -130,7 +132,7 @@ def preprocess(
                                                               lemma_lang=lemma_lang))
     vocab = merge({}, dict(min_count=min_count, max_count=max_count, min_df=_parse_df(min_df, "--min-df"),
                            max_df=_parse_df(max_df, "--max-df"),
-                           max_size=either(max_vocab, max_size, "--max-vocab", "--max-size"),
+                           max_size=either(max_vocab, max_size, "--max-vocab", "--max-size") or None,
                            specials=split_list(specials) if specials is not None else None))
     w2v = merge({}, dict(vector_size=w2v_size, window=w2v_window, epochs=w2v_epochs, min_count=w2v_min_count))
     features = merge({}, dict(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
@@ -192,4 +194,4 @@ def _print_summary(stats, output: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("preprocess", no_args_is_help=True)(preprocess)
+    app.command("preprocess", cls=Command, no_args_is_help=True)(preprocess)

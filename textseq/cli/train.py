@@ -7,7 +7,20 @@ from pathlib import Path
 
 import typer
 
-from textseq.cli.options import DATA, DEVICE_HELP, FORCE, MODEL, OUTPUT, QUIET, THREADS_HELP, TRAINING, opt, set_threads
+from textseq.cli.options import (
+    DATA,
+    DEVICE_HELP,
+    FORCE,
+    MODEL,
+    OUTPUT,
+    QUIET,
+    THREADS_HELP,
+    TRAINING,
+    Command,
+    opt,
+    set_threads,
+    usage_error,
+)
 from textseq.lm.model import LMConfig
 from textseq.lm.train import LMTrainConfig
 from textseq.settings import default_of
@@ -126,6 +139,8 @@ def train(
                        weight_drop=weight_drop, dropout_emb=dropout_emb, dropout_in=dropout_in,
                        dropout_between=dropout_between, dropout_out=dropout_out, tie_weights=tie,
                        adaptive_softmax=adaptive_softmax)
+    if data is None and resume is None:
+        raise usage_error("Missing argument 'DATA' (or --resume RUN/last.pt).")
     set_threads(threads)
     cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
@@ -151,4 +166,4 @@ def summary(result) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train", no_args_is_help=True)(train)
+    app.command("train", cls=Command, no_args_is_help=True)(train)
