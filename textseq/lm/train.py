@@ -610,7 +610,9 @@ def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None =
         ckpt = read_lm(resume) if resume else None
         if ckpt is None:
             RunPaths.for_output(cfg.output).refuse_existing(force)
-        return Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, force=force, on_step=on_step).run()
+        result = Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, force=force, on_step=on_step).run()
+        dist_util.barrier(info)  # no rank tears gloo down while another still talks to it (it aborts then)
+        return result
     finally:
         dist_util.teardown(info)
 
