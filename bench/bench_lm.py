@@ -1,14 +1,11 @@
-"""LM benchmarks: quality vs Kneser-Ney, training speed vs a plain PyTorch loop, feeding modes.
+"""LM benchmarks: training speed vs a plain PyTorch loop, feeding modes (quality: bench_quality.py).
 
-    python bench/bench_lm.py [--only quality,speed,modes] [--quick]
+    python bench/bench_lm.py [--only speed,modes] [--quick]
 
-1. quality: a char LSTM on the bundled Song ci and Shakespeare samples (last 10% of lines held out)
-   against interpolated modified Kneser-Ney n-grams of orders 2..7 fitted on exactly the same
-   training tokens; the best order is chosen ON THE TEST SET (favours the baseline).
-2. speed: word-LM training tokens/s at the reference config (2-layer LSTM, 200 units, bptt 35,
-   batch 20, SGD lr 20, clip 0.25) on the Pride and Prejudice sample: ``textseq.lm.train.train``
-   vs a plain nn.Embedding + nn.LSTM + full-softmax loop, alternated in the same process.
-3. modes: teacher forcing vs free running vs scheduled sampling on Shakespeare, same steps; each
+1. speed: word-LM training tokens/s at the reference config (2-layer LSTM, 200 units, bptt 35,
+   batch 20, SGD lr 20, clip 0.25) on Shakespeare: a plain nn.Embedding + nn.LSTM + full-softmax loop vs
+   ``textseq.lm.train.train`` with the adaptive softmax, without and with the AWD-LSTM regularizers.
+2. modes: teacher forcing vs free running vs scheduled sampling on Shakespeare, same steps; each
    model scored teacher-forced and free-running (10-step) on the held-out text.
 
 Everything runs on 1 CPU thread (the machine is shared; threads only add contention).
@@ -28,12 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textseq.features.ngram_lm import KneserNeyLM
-from textseq.lm.checkpoint import read_lm
 from textseq.lm.data import batchify, load_lm_data, window
-from textseq.lm.evaluate import evaluate_checkpoint, heldout_docs, training_docs
+from textseq.lm.evaluate import evaluate_checkpoint
 from textseq.lm.train import LMTrainConfig, train
-from textseq.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"
@@ -48,48 +42,6 @@ def split_lines(src: Path, out_dir: Path, test_ratio: float = 0.1) -> tuple[Path
     train_path.write_text("".join(lines[:cut]), encoding="utf-8")
     test_path.write_text("".join(lines[cut:]), encoding="utf-8")
     return train_path, test_path
-
-
-def best_ngram(checkpoint: Path, test_path: Path, orders=range(2, 8)) -> tuple[int, float]:
-    """(order, bits per token) of the best Kneser-Ney model on the test tokens."""
-    ckpt = read_lm(checkpoint)
-    vocab = Vocab.from_dict(ckpt["vocab"])
-    train_docs = training_docs(ckpt, vocab, None)
-    test_docs = heldout_docs(test_path, ckpt["pipeline"], vocab)
-    scores = {n: KneserNeyLM(n, vocab=vocab).fit(train_docs).evaluate(test_docs).bits_per_token for n in orders}
-    order = min(scores, key=scores.get)
-    return order, scores[order]
-
-
-def quality(work: Path, quick: bool) -> str:
-    runs = [
-        ("Song ci (zh, 250 KB)", CORPORA / "zh" / "songci_sample.txt",
-         {"emb_size": 256, "hidden_size": 256, "num_layers": 1, "dropout": 0.5, "tie_weights": True},
-         dict(bptt=50, batch_size=32, lr=0.004, max_steps=1400, eval_every=100, patience=3)),
-        ("Shakespeare (en, 300 KB)", CORPORA / "en" / "shakespeare_sample.txt",
-         {"emb_size": 64, "hidden_size": 384, "num_layers": 1, "dropout": 0.05},
-         dict(bptt=64, batch_size=32, lr=0.006, max_steps=1400, eval_every=100, patience=3)),
-    ]
-    lines = ["| corpus | model | train steps | train time (s) | test BPC (LSTM) | best KN order | "
-             "test BPC (KN) | LSTM / KN |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, src, model, overrides in runs:
-        train_path, test_path = split_lines(src, work)
-        if quick:
-            overrides = {**overrides, "max_steps": 60, "eval_every": 30}
-        cfg = LMTrainConfig(data=str(train_path), output=str(work / f"q_{src.stem}"), level="char", seed=0,
-                          device="cpu", valid_ratio=0.05, scheduler="cosine", epochs=100, **overrides)
-        start = time.perf_counter()
-        result = train(cfg, model, quiet=True, force=True)
-        seconds = time.perf_counter() - start
-        report = evaluate_checkpoint(result.best_checkpoint, test_path, horizon=1, baseline=False)
-        lstm_bpc = report.rows[0].metric
-        order, kn_bpc = best_ngram(Path(result.best_checkpoint), test_path)
-        desc = (f"LSTM {model['num_layers']}x{model['hidden_size']}, emb {model['emb_size']}"
-                f"{' tied' if model.get('tie_weights') else ''}, dropout {model['dropout']}")
-        lines.append(f"| {name} | {desc} | {result.steps} | {seconds:.0f} | {lstm_bpc:.3f} | {order} | "
-                     f"{kn_bpc:.3f} | {lstm_bpc / kn_bpc:.3f} |")
-        print(lines[-1], flush=True)
-    return "\n".join(lines)
 
 
 class PlainLM(nn.Module):
@@ -131,27 +83,36 @@ def plain_loop(data: torch.Tensor, vocab_size: int, steps: int, bptt: int = 35) 
 
 
 def speed(work: Path, quick: bool) -> str:
-    src = CORPORA / "en" / "pride_sample.txt"
+    """Reference config (2x200 LSTM, bptt 35, batch 20, SGD): a plain full-softmax loop vs textseq with the
+    adaptive softmax, without and with the AWD-LSTM regularizers; alternated 3 times, medians."""
+    shared = ROOT.parent / "shared" / "data" / "en" / "shakespeare.txt"
+    src = shared if shared.is_file() else CORPORA / "en" / "shakespeare_sample.txt"
     steps = 20 if quick else 150
     data = load_lm_data(src, level="word", lang="en")
     streams = batchify(data.ids, 20)
-    # no validation split: both loops only train (textseq still writes its end-of-epoch checkpoint)
+    # no validation split and no KN partner: every loop only trains
     cfg = LMTrainConfig(data=str(src), output=str(work / "speed"), level="word", lang="en", bptt=35, batch_size=20,
-                      optimizer="sgd", lr=20.0, clip=0.25, max_steps=steps, epochs=100, seed=0, device="cpu",
-                      valid_ratio=0.0)
-    model = {"emb_size": 200, "hidden_size": 200, "num_layers": 2, "dropout": 0.2}
-    ours, plain = [], []
+                        optimizer="sgd", lr=20.0, clip=0.25, max_steps=steps, epochs=100, seed=0, device="cpu",
+                        valid_ratio=0.0, kn_mix=False)
+    adaptive = {"emb_size": 200, "hidden_size": 200, "num_layers": 2, "dropout": 0.2, "adaptive_softmax": True}
+    awd = {**adaptive, "dropout": 0.0, "weight_drop": 0.3, "dropout_in": 0.15, "dropout_between": 0.2,
+           "dropout_out": 0.3, "dropout_emb": 0.1}
+    runs: dict[str, list[float]] = {"plain": [], "adaptive": [], "awd": []}
     for _ in range(3):
-        ours.append(train(cfg, model, quiet=True, force=True).tokens_per_sec)
-        plain.append(plain_loop(streams, len(data.vocab), steps))
-    ours_med, plain_med = statistics.median(ours), statistics.median(plain)
-    lines = [f"Pride and Prejudice sample, word level: {len(data.ids)} tokens, vocabulary {len(data.vocab)}; "
-             f"{steps} updates per run, 3 alternating runs each, median.", "",
-             "| trainer | tokens/s (median) | runs | ratio vs plain |", "| --- | ---: | --- | ---: |",
-             f"| textseq train (teacher forcing) | {ours_med:,.0f} | {', '.join(f'{v:,.0f}' for v in ours)} | "
-             f"{ours_med / plain_med:.2f} |",
-             f"| plain nn.LSTM + full softmax loop | {plain_med:,.0f} | {', '.join(f'{v:,.0f}' for v in plain)} | "
-             "1.00 |"]
+        runs["plain"].append(plain_loop(streams, len(data.vocab), steps))
+        runs["adaptive"].append(train(cfg, adaptive, quiet=True, force=True).tokens_per_sec)
+        runs["awd"].append(train(LMTrainConfig(**{**cfg.to_dict(), "ar": 2.0, "tar": 1.0}), awd, quiet=True,
+                                 force=True).tokens_per_sec)
+    med = {name: statistics.median(values) for name, values in runs.items()}
+    names = {"plain": "plain nn.LSTM + full softmax loop (pytorch/examples style)",
+             "adaptive": "textseq train, adaptive softmax",
+             "awd": "textseq train, adaptive softmax + weight drop, locked/embedding dropout, AR/TAR"}
+    lines = [f"{src.name}, word level: {len(data.ids):,} tokens, vocabulary {len(data.vocab):,}; {steps} updates "
+             "per run, the three trainers alternated 3 times, median.", "",
+             "| trainer | tokens/s (median) | runs | vs plain |", "| --- | ---: | --- | ---: |"]
+    lines += [f"| {names[name]} | {med[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | "
+              f"{med[name] / med['plain']:.2f} |" for name, values in runs.items()]
+    lines += ["", f"Regularizers cost {1 - med['awd'] / med['adaptive']:.1%} of the adaptive-softmax speed."]
     print("\n".join(lines), flush=True)
     return "\n".join(lines)
 
@@ -180,8 +141,7 @@ def modes(work: Path, quick: bool) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"quality": ("Char LSTM vs Kneser-Ney (held-out bits per char)", quality),
-            "speed": ("Word-LM training speed (2x200 LSTM, bptt 35, batch 20)", speed),
+SECTIONS = {"speed": ("Word-LM training speed (2x200 LSTM, bptt 35, batch 20)", speed),
             "modes": ("Teacher forcing vs free running vs scheduled sampling (Shakespeare, char)", modes)}
 
 

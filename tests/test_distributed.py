@@ -44,7 +44,7 @@ def test_two_processes_train_in_sync(tmp_path):
     assert ranks[0]["history"] == ranks[1]["history"]  # the logged loss is the mean over ranks
     losses = [loss for _, loss in ranks[0]["history"]["train"]]
     assert losses[-1] < losses[0]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt", "loss.png"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt", "loss.png", "ngram.npz"]
     ckpt = read_lm(tmp_path / "run" / "last.pt")
     assert len(ckpt["rng"]) == 2  # every rank's RNG state, so a 2-process run resumes exactly
     assert ckpt["progress"]["hidden"][0].shape[1] == 8  # the carried state of all 8 streams

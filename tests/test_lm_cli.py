@@ -33,7 +33,7 @@ def texts(tmp_path_factory):
 def test_train_generate_evaluate(texts, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert run(["train", str(texts / "train.txt"), "-o", str(run_dir), "--max-steps", "12", *SMALL]) == 0
-    assert {p.name for p in run_dir.iterdir()} == {"best.pt", "last.pt", "loss.png"}
+    assert {p.name for p in run_dir.iterdir()} == {"best.pt", "last.pt", "loss.png", "ngram.npz"}
     capsys.readouterr()
 
     code = run(["generate", str(run_dir / "best.pt"), "--prompt", "ROMEO: what ÿ", "-n", "20", "--seed", "3"])
@@ -50,7 +50,7 @@ def test_train_generate_evaluate(texts, tmp_path, capsys):
 
     assert run(["evaluate", str(run_dir / "best.pt"), str(texts / "heldout.txt"), "-k", "5"]) == 0
     out = capsys.readouterr().out
-    for name in ("RNN teacher-forced", "RNN free-running (5-step)", "Kneser-Ney 5-gram", "bpc"):
+    for name in ("RNN teacher-forced", "RNN free-running (5-step)", "Kneser-Ney", "RNN + KN", "vs KN", "bpc"):
         assert name in out
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from textseq.cli.options import DEVICE_HELP, EVALUATION, THREADS_HELP, Command, set_threads
+from textseq.errors import TextseqError
 
 
 def evaluate(
     checkpoint: str = typer.Argument(..., help="An LM checkpoint (e.g. RUN/best.pt).", show_default=False),
     text: str = typer.Argument(..., help="Held-out text file or directory.", show_default=False),
-    horizon: int = typer.Option(10, "--horizon", "-k", help="Free-running rollout length.",
+    horizon: int = typer.Option(10, "--horizon", "-k", help="Free-running rollout length (0: skip the rollouts).",
                                 rich_help_panel=EVALUATION),
     stride: int = typer.Option(0, "--stride", help="Positions between rollout starts (0: the horizon).",
                                rich_help_panel=EVALUATION),
@@ -20,6 +23,12 @@ def evaluate(
                               rich_help_panel=EVALUATION),
     train_text: str = typer.Option(None, "--train-text", help="Training text for the baseline (default: the "
                                    "checkpoint's).", rich_help_panel=EVALUATION),
+    mix_kn: str = typer.Option("auto", "--mix-kn", help="Mix the LM with its Kneser-Ney model: auto (the weight "
+                               "fitted on validation when training), off, or the LM's weight in [0, 1].",
+                               rich_help_panel=EVALUATION),
+    cache: str = typer.Option("auto", "--cache", help="Continuous cache: auto (the size and parameters fitted when "
+                              "training), off, or a number of previous positions.", rich_help_panel=EVALUATION),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
     batch_size: int = typer.Option(16, "--batch-size", help="Parallel streams while scoring."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
@@ -31,16 +40,23 @@ def evaluate(
     from textseq.lm.evaluate import evaluate_checkpoint
 
     set_threads(threads)
+    if horizon < 0:
+        raise TextseqError(f"--horizon must be 0 (no rollouts) or positive, got {horizon}")
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
-                                 order=order or None, train_text=train_text, batch_size=batch_size, device=device)
+                                 order=order or None, train_text=train_text, batch_size=batch_size, device=device,
+                                 mix_kn=None if mix_kn == "off" else mix_kn, cache=cache)
+    if json_output:
+        typer.echo(json.dumps(report.to_dict()))
+        return
     table = Table(title=f"{report.tokens} tokens, {report.oov_rate:.2%} <unk>")
-    for column in ("model", "NLL (nats/token)", report.metric):
+    for column in ("model", "NLL (nats/token)", report.metric, "vs KN"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in report.rows:
-        table.add_row(row.name, f"{row.nll:.4f}", f"{row.metric:.4f}")
+        table.add_row(row.name, f"{row.nll:.4f}", f"{row.metric:.4f}", "" if row.vs_kn is None else f"{row.vs_kn:.3f}")
     Console().print(table)
-    per_step = " ".join(f"{nll:.3f}" for nll in report.horizon_nll)
-    typer.echo(f"free-running NLL at steps 1..{horizon}: {per_step}")
+    if report.horizon_nll:
+        per_step = " ".join(f"{nll:.3f}" for nll in report.horizon_nll)
+        typer.echo(f"free-running NLL at steps 1..{horizon}: {per_step}")
 
 
 def register(app: typer.Typer) -> None:

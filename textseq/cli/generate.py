@@ -32,6 +32,9 @@ def generate(
     stop_at_eos: bool = opt("--stop-at-eos/--no-stop-at-eos", help="Stop at the end of a line.",
                             default=_s("stop_at_eos"), panel=SAMPLING),
     seed: int = opt("--seed", help="Random seed for reproducible samples.", default="a fresh one", panel=SAMPLING),
+    mix_kn: str = typer.Option("off", "--mix-kn", help="Mix with the checkpoint's Kneser-Ney partner: off, auto (the "
+                               "weight fitted on validation when training) or the LM's weight in [0, 1].",
+                               rich_help_panel=SAMPLING),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
@@ -50,7 +53,7 @@ def generate(
         sys.stdout.flush()
 
     texts, _ = generate_text(checkpoint, prompt, cfg, device, on_text=write if stream else None,
-                             warn=lambda message: typer.echo(f"warning: {message}", err=True))
+                             warn=lambda message: typer.echo(f"warning: {message}", err=True), mix_kn=mix_kn)
     if stream:
         write("\n")
         return

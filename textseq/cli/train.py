@@ -113,6 +113,9 @@ def train(
     resume: str = opt("--resume", help="Continue exactly from a checkpoint (e.g. RUN/last.pt).", panel=TRAINING),
     output: str = opt("-o", "--output", help="Run directory (best.pt, last.pt, loss.png) or a .pt path.",
                       panel=OUTPUT),
+    kn_mix: bool = opt("--kn-mix/--no-kn-mix", help="At the end, fit a Kneser-Ney model on the training split and "
+                       "its mixing weight on validation (used by evaluate/generate --mix-kn).",
+                       default=_t("kn_mix"), panel=OUTPUT),
     checkpoint_every: int = opt("--checkpoint-every", help="Write last.pt every N updates (0: every epoch).",
                                 default=_t("checkpoint_every"), panel=OUTPUT),
     log_every: int = opt("--log-every", help="Updates between log lines / loss-curve points.",
@@ -134,7 +137,7 @@ def train(
                        momentum=momentum, weight_decay=weight_decay, scheduler=scheduler, clip=clip, ar=ar, tar=tar,
                        valid_ratio=valid_ratio,
                        eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
-                       device=device, deterministic=deterministic, log_every=log_every)
+                       device=device, deterministic=deterministic, kn_mix=kn_mix, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,
                        weight_drop=weight_drop, dropout_emb=dropout_emb, dropout_in=dropout_in,
                        dropout_between=dropout_between, dropout_out=dropout_out, tie_weights=tie,
@@ -142,7 +145,7 @@ def train(
     if data is None and resume is None:
         raise usage_error("Missing argument 'DATA' (or --resume RUN/last.pt).")
     set_threads(threads)
-    cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume)
+    cfg, model = resolve_config(train_flags, model_flags, str(config) if config else None, resume, auto=True)
     result = run_training(cfg, model, resume=resume, force=force, quiet=quiet)
     if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         typer.echo(summary(result), err=True)

@@ -272,6 +272,13 @@ class KneserNeyLM:
             probs = self._interpolate(k, probs, contexts, self._lookup(k, contexts, np.array([token_id])))
         return float(np.log(probs[0]))
 
+    def token_logprobs(self, docs: Iterable[Sequence[str]]) -> np.ndarray:
+        """Natural-log P of every predicted event, in order: each line's tokens, then its ``<eos>``
+        (the events an RNN LM reading the same lines as one ``<eos>``-separated stream predicts)."""
+        self._check_fitted()
+        ids, offsets = self._encode(docs, grow=False)
+        return np.log(self._stream_probs(ids, offsets)[offsets >= 1])
+
     def evaluate(self, docs: Iterable[Sequence[str]]) -> NgramScore:
         self._check_fitted()
         ids, offsets = self._encode(docs, grow=False)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,11 +24,13 @@ from torch import Tensor
 
 from textseq.errors import TextseqError
 from textseq.lm.data import load_lm_data, split_docs, split_stream
+from textseq.lm.mix import load_partner, mixed_nll, parse_mix
 from textseq.lm.report import metric_name, metric_value
 from textseq.text.pipeline import Pipeline
 from textseq.vocab import EOS, Vocab
 
 IGNORE = -100
+FREE_RUNNING_ROWS = 256  # rollouts run in parallel over this many stretches of the text
 
 
 def stream_rows(ids: np.ndarray, rows: int) -> tuple[Tensor, Tensor]:
@@ -59,6 +62,21 @@ def evaluate_stream(lm, inputs: Tensor, targets: Tensor, bptt: int = 35) -> floa
         features, hidden = lm(inputs[:, start:start + bptt], hidden)
         total += float(lm.loss(features, targets[:, start:start + bptt], reduction="sum", ignore_index=IGNORE))
     return total / int((targets != IGNORE).sum())
+
+
+@torch.no_grad()
+def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35) -> np.ndarray:
+    """Teacher-forced natural-log P of ``ids[1:]``, each given the stream before it, in stream order."""
+    lm.eval()
+    device = next(lm.parameters()).device
+    inputs, targets = (t.to(device) for t in stream_rows(ids, batch_size))
+    logp, hidden = torch.zeros(targets.shape, dtype=torch.float64, device=device), None
+    for start in range(0, inputs.size(1), bptt):
+        features, hidden = lm(inputs[:, start:start + bptt], hidden)
+        nll = lm.loss(features, targets[:, start:start + bptt], reduction="none", ignore_index=IGNORE)
+        logp[:, start:start + bptt] = -nll.double()
+    keep = targets.reshape(-1) != IGNORE  # rows are consecutive chunks: row-major order is stream order
+    return logp.reshape(-1)[keep].cpu().numpy()
 
 
 @torch.no_grad()
@@ -94,6 +112,7 @@ class LMEvalRow:
     name: str
     nll: float  # mean nats per token
     metric: float  # bpc (char) or perplexity (word)
+    vs_kn: float | None = None  # metric / the Kneser-Ney row's metric (lower is better)
 
 
 @dataclass
@@ -103,15 +122,25 @@ class LMEvalReport:
     oov_rate: float
     rows: list[LMEvalRow]
     horizon_nll: list[float] = field(default_factory=list)
+    mix_weight: float | None = None  # the LM's weight in the "RNN + KN" row
 
     @property
     def metric(self) -> str:
         return metric_name(self.level)
 
     def to_markdown(self) -> str:
-        lines = [f"| model | NLL (nats/token) | {self.metric} |", "| --- | ---: | ---: |"]
-        lines += [f"| {r.name} | {r.nll:.4f} | {r.metric:.4f} |" for r in self.rows]
+        lines = [f"| model | NLL (nats/token) | {self.metric} | vs KN |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {r.name} | {r.nll:.4f} | {r.metric:.4f} | {_ratio(r.vs_kn)} |" for r in self.rows]
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "level": self.level, "tokens": self.tokens, "oov_rate": self.oov_rate,
+                "mix_weight": self.mix_weight, "horizon_nll": self.horizon_nll,
+                "rows": [asdict(row) for row in self.rows]}
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _row(name: str, nll: float, level: str) -> LMEvalRow:
@@ -148,9 +177,12 @@ def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, *, horizon: int = 10,
                         stride: int | None = None, baseline: bool = True, order: int | None = None,
-                        train_text: str | None = None, batch_size: int = 16,
-                        device: str = "cpu") -> LMEvalReport:
-    """Teacher-forced and free-running scores of a checkpoint on ``text``, plus the n-gram baseline."""
+                        train_text: str | None = None, batch_size: int = 16, device: str = "cpu",
+                        mix_kn: str | float | None = "auto", cache: str | int | None = "auto") -> LMEvalReport:
+    """Teacher-forced and free-running scores of a checkpoint on ``text``, the Kneser-Ney baseline, and the
+    two mixed (``mix_kn``: "auto" = the weight fitted on validation at training time, a number = the LM's
+    weight, None = no mix). ``cache``: "auto" (the continuous cache with the size and parameters fitted when
+    training), a cache size (those parameters), or None. ``horizon`` 0 skips the free-running rollouts."""
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import LMCheckpoint
 
@@ -159,24 +191,71 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
     id_docs = heldout_ids(text, ckpt.pipeline, vocab)
     eos = vocab.stoi[EOS]
     stream = np.asarray([eos] + [i for doc in id_docs for i in doc + [eos]], dtype=np.int64)
-    inputs, targets = stream_rows(stream, batch_size)
-    teacher = evaluate_stream(ckpt.model, inputs, targets, ckpt.train_config.get("bptt", 35))
-    horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
-    rows = [_row("RNN teacher-forced", teacher, level),
-            _row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level)]
-    if baseline:
+    lm_logp = token_logprobs(ckpt.model, stream, batch_size, ckpt.train_config.get("bptt", 35))
+    rows = [_row("RNN teacher-forced", float(-lm_logp.mean()), level)]
+    horizons: list[float] = []
+    if horizon:
+        free_rows = max(batch_size, min(FREE_RUNNING_ROWS, (len(stream) - 1) // (2 * horizon)))  # rollouts fit
+        inputs, targets = stream_rows(stream, free_rows)
+        horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
+        rows.append(_row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level))
+    weight = None
+    if baseline or mix_kn is not None:
         token_docs = [vocab.decode(doc) for doc in id_docs]  # the n-gram model reads tokens
-        rows.append(_ngram_row(ckpt.data, vocab, token_docs, train_text, order or (5 if level == "char" else 3),
-                               level))
+        ngram, stored = _ngram_model(ckpt, Path(checkpoint), order, train_text)
+        kn_logp = ngram.token_logprobs(token_docs)
+        kn_row = _row(f"Kneser-Ney {ngram.order}-gram", float(-kn_logp.mean()), level)
+        rows.append(kn_row)
+        weight = _mix_weight(mix_kn, stored)
+        if weight is not None:
+            rows.append(_row(f"RNN + KN (weights {weight:.2f} / {1 - weight:.2f})",
+                             mixed_nll(lm_logp, kn_logp, weight), level))
+    cache_row = _cache_row(ckpt, stream, lm_logp, batch_size, cache)
+    if cache_row is not None:
+        rows.append(cache_row)
+    if baseline or mix_kn is not None:
+        for row in rows:
+            row.vs_kn = row.metric / kn_row.metric
     unk = vocab.unk_id
     oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
-    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons)
+    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight)
 
 
-def _ngram_row(ckpt: dict, vocab: Vocab, docs: list[list[str]], train_text: str | None, order: int,
-               level: str) -> LMEvalRow:
+def _cache_row(ckpt, stream: np.ndarray, lm_logp: np.ndarray, batch_size: int,
+               cache: str | int | None) -> LMEvalRow | None:
+    from textseq.lm.cache import cache_probs, mixed_nll, states_and_targets
+
+    stored = ckpt.data.get("cache")
+    if cache is None or cache == "off" or not stored:
+        if cache not in (None, "off", "auto"):
+            raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix)")
+        return None
+    try:
+        size = stored["size"] if cache == "auto" else int(cache)
+    except ValueError:
+        raise TextseqError(f"--cache takes auto, off or a number of positions, got {cache!r}") from None
+    states, targets = states_and_targets(ckpt.model, *stream_rows(stream, batch_size),
+                                         ckpt.train_config.get("bptt", 35))
+    probs = cache_probs(states, targets, size, stored["theta"], IGNORE)
+    keep = (targets != IGNORE).reshape(-1).cpu().numpy()
+    nll = mixed_nll(lm_logp, probs.reshape(-1).cpu().numpy()[keep], stored["weight"])
+    return _row(f"RNN + cache ({size}, weight {stored['weight']:.2f})", nll, ckpt.level)
+
+
+def _ngram_model(ckpt, checkpoint: Path, order: int | None, train_text: str | None):
+    """The checkpoint's stored KN partner (fitted at training time, order chosen on validation) unless another
+    order or training text is asked for; then one is fitted here. Returns (model, stored mix settings)."""
     from textseq.features.ngram_lm import KneserNeyLM
 
-    ngram = KneserNeyLM(order=order, vocab=vocab).fit(training_docs(ckpt, vocab, train_text))
-    score = ngram.evaluate(docs)
-    return _row(f"Kneser-Ney {order}-gram", score.nll / score.tokens, level)
+    partner = load_partner(checkpoint, ckpt.data) if order is None and train_text is None else None
+    if partner is not None and (order in (None, partner[0].order)):
+        return partner
+    order = order or (5 if ckpt.level == "char" else 3)
+    return KneserNeyLM(order=order, vocab=ckpt.vocab).fit(training_docs(ckpt.data, ckpt.vocab, train_text)), None
+
+
+def _mix_weight(mix_kn: str | float | None, stored: dict | None) -> float | None:
+    mix_kn = parse_mix(mix_kn)
+    if mix_kn == "auto":
+        return stored["weight"] if stored else None
+    return mix_kn

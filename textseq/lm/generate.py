@@ -65,18 +65,30 @@ def continuation_text(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int]) ->
 
 def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
                   on_text: Callable[[str], None] | None = None,
-                  warn: Callable[[str], None] | None = None) -> tuple[list[str], Prompt]:
+                  warn: Callable[[str], None] | None = None,
+                  mix_kn: str | float | None = None) -> tuple[list[str], Prompt]:
     """Generate from a checkpoint path alone -> (texts including the prompt, the encoded prompt).
 
     ``on_text`` receives the prompt and then text increments as tokens are produced (one sample only);
-    ``warn`` is told, before generating, about prompt tokens the model does not know.
+    ``warn`` is told, before generating, about prompt tokens the model does not know. ``mix_kn`` mixes the
+    next-token distribution with the stored Kneser-Ney partner ("auto": its fitted weight, or the LM's weight).
     """
     from textseq.distributed import pick_device
-    from textseq.lm.checkpoint import load_lm
+    from textseq.lm.checkpoint import LMCheckpoint
+    from textseq.lm.mix import MixedLM, load_partner, parse_mix
     from textseq.lm.sampling import SamplingConfig, generate
 
     cfg = cfg or SamplingConfig()
-    model, vocab, pipeline = load_lm(checkpoint, pick_device(device))
+    ckpt = LMCheckpoint.load(checkpoint, pick_device(device))
+    model, vocab, pipeline = ckpt.model, ckpt.vocab, ckpt.pipeline
+    mix_kn = parse_mix(mix_kn)
+    if mix_kn is not None:
+        partner = load_partner(checkpoint, ckpt.data)
+        if partner is None:
+            raise TextseqError("this checkpoint has no n-gram partner (trained with --no-kn-mix); use --mix-kn off")
+        ngram, stored = partner
+        weight = stored["weight"] if mix_kn == "auto" else mix_kn
+        model = MixedLM(model, ngram, vocab, weight).to(next(model.parameters()).device)
     encoded = encode_prompt(prompt, pipeline, vocab)
     if encoded.unknown and warn is not None:
         warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")

@@ -53,6 +53,9 @@ from torch import nn
 from textseq import distributed as dist_util
 from textseq.errors import TextseqError, check_choice
 from textseq.io import check_output, check_output_dir
+from textseq.lm.auto import MODEL_FIELDS as AUTO_MODEL_FIELDS
+from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
+from textseq.lm.auto import choose as choose_auto
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
 from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream
 from textseq.lm.evaluate import evaluate_stream, stream_rows
@@ -72,7 +75,7 @@ from textseq.progress import ProgressReporter
 from textseq.settings import Settings, check_keys, load_toml, merge
 from textseq.text.tokenize import DEFAULT_LEVEL
 from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_update, make_optimizer, make_scheduler
-from textseq.vocab import Vocab, VocabConfig
+from textseq.vocab import EOS, Vocab, VocabConfig
 
 MODE_ALIASES = {"teacher": "teacher-forcing", "free": "free-running"}  # short names, as for the forecasters
 # Steps over which a time-driven scheduled-sampling decay is laid out when the run has no step bound.
@@ -117,6 +120,8 @@ class LMTrainConfig(Settings):
     lr_step_size: int = 1000  # steps between decays of the "step" scheduler
     lr_gamma: float = 0.5  # decay factor of "step" and "plateau"
     clip: float = 1.0  # max gradient norm (0: no clipping)
+    auto: tuple[str, ...] = ()  # settings (train or model) to choose from the data and budget (textseq.lm.auto)
+    kn_mix: bool = True  # at the end, fit a Kneser-Ney model and its mixing weight on validation (lm.mix)
     ar: float = 0.0  # activation regularization (AWD-LSTM AR), teacher forcing only
     tar: float = 0.0  # temporal activation regularization (AWD-LSTM TAR), teacher forcing only
     valid_ratio: float = 0.1
@@ -129,6 +134,9 @@ class LMTrainConfig(Settings):
     deterministic: bool = False
 
     def validate(self) -> None:
+        unknown = set(self.auto) - set(AUTO_TRAIN_FIELDS) - set(AUTO_MODEL_FIELDS)
+        if unknown:
+            raise TextseqError(f"cannot choose {', '.join(sorted(unknown))} automatically")
         self.mode = MODE_ALIASES.get(self.mode, self.mode)
         for name, value, allowed in (("mode", self.mode, MODES), ("schedule", self.schedule, SCHEDULES),
                                      ("feedback", self.feedback, FEEDBACKS),
@@ -203,14 +211,16 @@ class RunPaths:
     best: Path
     last: Path
     plot: Path
+    ngram: Path  # the Kneser-Ney partner of best.pt (see textseq.lm.mix)
     directory: Path | None
 
     @classmethod
     def for_output(cls, output: str) -> RunPaths:
         out = Path(output)
         if out.suffix == ".pt":
-            return cls(out, out.with_name(out.stem + ".last.pt"), out.with_name(out.stem + ".loss.png"), None)
-        return cls(out / "best.pt", out / "last.pt", out / "loss.png", out)
+            return cls(out, out.with_name(out.stem + ".last.pt"), out.with_name(out.stem + ".loss.png"),
+                       out.with_name(out.stem + ".ngram.npz"), None)
+        return cls(out / "best.pt", out / "last.pt", out / "loss.png", out / "ngram.npz", out)
 
     def refuse_existing(self, force: bool) -> None:
         """Fail fast, before any work and without creating anything, if outputs would be overwritten."""
@@ -251,10 +261,11 @@ class Trainer:
                  resume: dict | None = None, quiet: bool = False, force: bool = False,
                  on_step: Callable[[Trainer], None] | None = None):
         self.cfg, self.info, self.on_step = cfg, info, on_step
-        self.k1, self.k2 = cfg.tbptt
         self.paths = RunPaths.for_output(cfg.output)
+        self.auto_model: dict = {}
+        self.auto_reasons: list[str] = []
         self._load_data(resume)
-        self._build_model(model_settings if resume is None else resume["model_config"])
+        self._build_model({**self.auto_model, **model_settings} if resume is None else resume["model_config"])
         if resume is None:  # only once data and model settings proved valid: bad input leaves nothing behind
             self.paths.prepare(force)
             dist_util.barrier(info)
@@ -266,6 +277,8 @@ class Trainer:
         self.start_fraction = self.progress.schedule_fraction  # a resumed time budget spans the rest
         self.reporter = ProgressReporter("train", self.total_steps if math.isfinite(self.total_steps) else None,
                                          enabled=info.is_main and not quiet, log_every=cfg.log_every)
+        if resume is None:
+            self.reporter.log(self.header())
         self.stop_requested = False
         self.at_boundary = True
         self.elapsed = 0.0  # seconds since the loop started, the same on every rank (see _sync_boundary)
@@ -281,6 +294,9 @@ class Trainer:
                             pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg)
         self.data = data
         self.level = data.pipeline.get("tokenize", {}).get("level", cfg.level)
+        if cfg.auto:
+            cfg = self.cfg = self._choose_settings(cfg)
+        self.k1, self.k2 = cfg.tbptt
         split = split_stream(data.ids, cfg.valid_ratio)
         full = batchify(split.train, cfg.batch_size)
         self.train_data = shard_streams(full, self.info.rank, self.info.world_size).to(self.info.device)
@@ -291,6 +307,37 @@ class Trainer:
         self.total_steps = min(cfg.epochs * epoch_steps if cfg.epochs else math.inf, cfg.max_steps or math.inf)
         self.schedule_steps = self.total_steps if math.isfinite(self.total_steps) else NOMINAL_SCHEDULE_STEPS
         self.schedule_k = cfg.schedule_k or default_schedule_k(cfg.schedule, self.schedule_steps)
+
+    def header(self) -> str:
+        """One screen on what is about to be trained, and why the automatic settings are what they are."""
+        cfg, m = self.cfg, self.lm.cfg
+        budget = [f"{cfg.max_time:g} s"] if cfg.max_time else []
+        budget += [f"{cfg.max_steps} updates"] if cfg.max_steps else []
+        budget += [f"{cfg.epochs} epoch(s)"] if cfg.epochs else []
+        regs = {"dropout": m.dropout, "weight-drop": m.weight_drop, "dropout-emb": m.dropout_emb,
+                "dropout-in": m.dropout_in, "dropout-between": m.dropout_between, "dropout-out": m.dropout_out,
+                "ar": cfg.ar, "tar": cfg.tar}
+        output = "adaptive softmax" if m.adaptive_softmax else "tied softmax" if m.tie_weights else "softmax"
+        lines = [
+            f"data: {self.level} level, vocabulary {len(self.data.vocab):,}, {self.n_cols * cfg.batch_size:,} "
+            f"training tokens per epoch, {len(self.valid_data[0].view(-1)) if self.valid_data else 0:,} validation",
+            f"model: {m.cell.upper()} {m.num_layers}x{m.hidden_size}, embedding {m.emb_size}, {output}, "
+            f"{self.lm.num_parameters():,} parameters",
+            f"training: {cfg.mode}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.scheduler} schedule), batch {cfg.batch_size} "
+            f"x bptt {cfg.bptt}, clip {cfg.clip:g}, until {' / '.join(budget) or 'stopped'}",
+            "regularization: " + (", ".join(f"{k} {v:g}" for k, v in regs.items() if v) or "none"),
+        ]
+        if self.auto_reasons:
+            lines.append("chosen automatically (flags not given): " + "; ".join(self.auto_reasons))
+        return "\n".join(lines)
+
+    def _choose_settings(self, cfg: LMTrainConfig) -> LMTrainConfig:
+        """Fill in the settings listed in ``cfg.auto`` (see textseq.lm.auto); the stored config holds the result."""
+        train_tokens = int(len(self.data.ids) * (1 - cfg.valid_ratio))
+        chosen = choose_auto(self.level, train_tokens, len(self.data.vocab), cfg.max_time)
+        self.auto_model = {k: v for k, v in chosen.model.items() if k in cfg.auto}
+        self.auto_reasons = chosen.reasons
+        return replace(cfg, auto=(), **{k: v for k, v in chosen.train.items() if k in cfg.auto})
 
     def _build_model(self, settings: dict) -> None:
         cfg, info = self.cfg, self.info
@@ -549,10 +596,44 @@ class Trainer:
         self._plot()
         if reason == "interrupted":
             self.reporter.log(f"interrupted: saved {self.paths.last} (resume with --resume {self.paths.last})")
+        elif self.cfg.kn_mix and self.info.is_main:
+            self._fit_ngram_mix()
         self._warn_if_epochs_cut_short(reason, elapsed)
         return LMTrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
                              reason, self.last_loss, self.progress.best_saved, tokens_per_sec,
                              self.history(), self.lm, level=self.level, elapsed=elapsed)
+
+    def _fit_ngram_mix(self) -> None:
+        """Fit the KN partner of best.pt on the training split, its order and the mixing weight on the
+        validation split; store the model beside best.pt and the mix settings in it. The continuous cache's
+        parameters (textseq.lm.cache) are fitted on the validation split too."""
+        from textseq.checkpoint import save_checkpoint
+        from textseq.lm.cache import DEFAULT_SIZE as CACHE_SIZE
+        from textseq.lm.cache import fit_cache
+        from textseq.lm.checkpoint import KIND, build_lm
+        from textseq.lm.evaluate import token_logprobs
+        from textseq.lm.mix import NGRAM_ORDERS, NgramMix, complete_lines, describe_mix, fit_ngram, fit_weight
+
+        eos = self.data.vocab.stoi[EOS]
+        split = split_stream(self.data.ids, self.cfg.valid_ratio)
+        valid = complete_lines(split.valid, eos)
+        if len(valid) < 2:
+            return
+        kn, kn_logp = fit_ngram(np.asarray(split.train), valid, self.data.vocab, NGRAM_ORDERS[self.level])
+        best = read_lm(self.paths.best)
+        best_lm, stream = build_lm(best, self.info.device), np.concatenate([[eos], valid])
+        lm_logp = token_logprobs(best_lm, stream, self.cfg.eval_batch_size, self.cfg.bptt)
+        weight, mix_nll = fit_weight(lm_logp, kn_logp)
+        cache = fit_cache(best_lm, *stream_rows(stream, self.cfg.eval_batch_size), lm_logp,
+                          CACHE_SIZE[self.level], self.cfg.bptt)
+        kn.save(self.paths.ngram)
+        mix = NgramMix(self.paths.ngram.name, kn.order, weight, float(-lm_logp.mean()), float(-kn_logp.mean()),
+                       mix_nll)
+        save_checkpoint(self.paths.best, KIND, {**best, "ngram": mix.to_dict(), "cache": cache.to_dict()})
+        self.reporter.log(describe_mix(mix, self.level))
+        before, after = describe(cache.valid_nll_lm, self.level), describe(cache.valid_nll_cache, self.level)
+        self.reporter.log(f"cache of {cache.size}: weight {cache.weight:.2f}, theta {cache.theta:g} "
+                          f"(validation: {before} -> {after})")
 
     def _warn_if_epochs_cut_short(self, reason: str, elapsed: float) -> None:
         cfg = self.cfg
@@ -622,7 +703,7 @@ FIXED_ON_RESUME = ("level", "lang", "batch_size", "valid_ratio")
 
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
-                   resume: str | None = None) -> tuple[LMTrainConfig, dict]:
+                   resume: str | None = None, auto: bool = False) -> tuple[LMTrainConfig, dict]:
     """Defaults < resumed checkpoint's config < TOML file < command-line flags (None = not given).
 
     Epochs vs. a time budget: when ``max_time`` ends up > 0 and ``epochs`` was given nowhere (no flag,
@@ -644,6 +725,9 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
     train = merge(train_base, train_overrides)
     if "epochs" not in train and isinstance(train.get("max_time"), (int, float)) and train["max_time"] > 0:
         train["epochs"] = 0
+    if auto and not resume:  # what the user gave nowhere is chosen from the data and budget
+        train["auto"] = tuple(k for k in AUTO_TRAIN_FIELDS if k not in train) + tuple(
+            k for k in AUTO_MODEL_FIELDS if k not in model)
     if resume:
         changed = [key for key in FIXED_ON_RESUME if train.get(key) != train_base.get(key)]
         if changed:

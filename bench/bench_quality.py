@@ -1,0 +1,149 @@
+"""LM quality with the defaults a user gets, next to the Kneser-Ney baseline the tool prints.
+
+    python bench/bench_quality.py [--budget 300] [--corpora songci,pride,...] [--levels char,word]
+                                  [--long 900] [--ablation CORPUS] [--threads 0]
+
+For every corpus (assembled from ../shared/data; none of these slices was used to tune the defaults, which
+were chosen on the first megabyte of songci.txt and shakespeare.txt) and token level:
+
+- the last 10% of the lines are held out as test text; the rest is the training file;
+- ``textseq train TRAIN --level L --max-time BUDGET`` runs with no other flag, as a user would type it;
+- ``evaluate_checkpoint`` scores the held-out text: the LM teacher-forced, the Kneser-Ney model fitted on
+  the same training split with the same vocabulary, its order chosen on the validation split (at training
+  time), and the two mixed with the weight fitted on the validation split.
+
+Goals (issue 9): LM <= 0.9 x KN (bits/char at char level, perplexity at word level), mix <= 0.85 x KN.
+``--long`` repeats one Chinese and one English corpus with a longer budget; ``--ablation`` retrains one
+corpus with each regularizer switched off in turn. Results: bench/results/bench_quality.md (also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results" / "bench_quality.md"
+MB = 1_000_000
+
+# name -> (files, start fraction, bytes); slices of the shared corpora
+CORPORA = {
+    "songci-1MB": (["zh/songci.txt"], 0.5, 1 * MB),
+    "tang+analects": (["zh/tangshi300.txt", "zh/lunyu.txt"], 0.0, 10 * MB),
+    "pride": (["en/pride_and_prejudice.txt"], 0.0, 10 * MB),
+    "shakespeare-1MB": (["en/shakespeare.txt"], 0.6, 1 * MB),
+    "songci-3MB": (["zh/songci.txt"], 0.4, 3 * MB),
+    "shakespeare-3MB": (["en/shakespeare.txt"], 0.3, 3 * MB),
+}
+LONG = ("songci-1MB", "pride")
+ABLATIONS = {  # flag that switches one regularizer (or the schedule) off
+    "no weight drop": ["--weight-drop", "0"],
+    "no locked dropout": ["--dropout-in", "0", "--dropout-out", "0"],
+    "no embedding dropout": ["--dropout-emb", "0"],
+    "constant LR": ["--scheduler", "none"],
+}
+
+
+def assemble(name: str, out_dir: Path) -> tuple[Path, Path]:
+    """The corpus slice split by lines: (training file, held-out test file)."""
+    files, start_frac, size = CORPORA[name]
+    lines: list[str] = []
+    for file in files:
+        lines += (DATA / file).read_text(encoding="utf-8").splitlines(keepends=True)
+    total = sum(len(line.encode()) for line in lines)
+    start, taken, pos, picked = int(start_frac * total), 0, 0, []
+    for line in lines:
+        if pos >= start and taken < size:
+            picked.append(line)
+            taken += len(line.encode())
+        pos += len(line.encode())
+    cut = int(len(picked) * 0.9)
+    train, test = out_dir / f"{name}.train.txt", out_dir / f"{name}.test.txt"
+    train.write_text("".join(picked[:cut]), encoding="utf-8")
+    test.write_text("".join(picked[cut:]), encoding="utf-8")
+    return train, test
+
+
+def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir: Path, threads: int,
+                    extra: list[str] = ()) -> dict:
+    argv = [sys.executable, "-m", "textseq", "train", str(train), "--level", level, "--max-time", str(budget),
+            "-o", str(run_dir), "--force", "--threads", str(threads), *extra]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    seconds = time.perf_counter() - start
+    from textseq.lm.checkpoint import read_lm
+    from textseq.lm.evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(run_dir / "best.pt", test, horizon=0)
+    rows = {row.name.split(" (")[0].split(" ")[0] + ("+KN" if row.name.startswith("RNN +") else ""): row
+            for row in report.rows}
+    lm, kn, mix = rows["RNN"], rows["Kneser-Ney"], rows.get("RNN+KN")
+    stored = read_lm(run_dir / "best.pt")
+    header = [line for line in done.stderr.splitlines() if line.startswith(("model:", "training:", "regular"))]
+    return {"level": level, "metric": report.metric, "test_tokens": report.tokens, "lm": lm.metric,
+            "kn": kn.metric, "kn_order": stored["ngram"]["order"], "mix": mix.metric if mix else None,
+            "weight": report.mix_weight, "steps": stored["progress"]["step"], "seconds": seconds,
+            "train_tokens": stored["progress"]["data_tokens"], "header": header}
+
+
+def fmt_row(name: str, r: dict) -> str:
+    mix = f"{r['mix']:.3f} | {r['mix'] / r['kn']:.3f}" if r["mix"] is not None else "- | -"
+    number = (lambda v: f"{v:.3f}") if r["metric"] == "bpc" else (lambda v: f"{v:.1f}")
+    return (f"| {name} | {r['level']} ({r['metric']}) | {r['train_tokens']:,} | {number(r['kn'])} ({r['kn_order']}) | "
+            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {r['steps']} |")
+
+
+HEAD = ("| corpus | level | tokens | KN (order) | LM | LM / KN | LM+KN | mix / KN | updates |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--corpora", default=",".join(CORPORA))
+    parser.add_argument("--levels", default="char,word")
+    parser.add_argument("--long", type=float, default=0.0, help="also train LONG corpora with this budget")
+    parser.add_argument("--ablation", default="", help="corpus:level to ablate, e.g. pride:word")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    lines = [f"Budget {args.budget:g} s per model on this machine (2 CPU cores), `textseq train FILE --level L "
+             f"--max-time {args.budget:g}` with no other flag; held-out last 10% of lines.", "", HEAD]
+    print("\n".join(lines), flush=True)
+    log = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        jobs = [(c, lv, args.budget) for c in args.corpora.split(",") for lv in args.levels.split(",")]
+        jobs += [(c, lv, args.long) for c in LONG for lv in args.levels.split(",")] if args.long else []
+        for corpus, level, budget in jobs:
+            train, test = assemble(corpus, tmp)
+            result = train_and_score(train, test, level, budget, tmp / f"{corpus}-{level}", args.threads)
+            name = corpus if budget == args.budget else f"{corpus}, {budget:g} s"
+            lines.append(fmt_row(name, result))
+            log.append({"corpus": name, **result})
+            print(lines[-1], flush=True)
+        if args.ablation:
+            corpus, level = args.ablation.split(":")
+            train, test = assemble(corpus, tmp)
+            lines += ["", f"Ablation on {corpus} ({level}, {args.budget:g} s): each row switches one part off.", "",
+                      HEAD]
+            print("\n".join(lines[-4:]), flush=True)
+            for name, flags in {"defaults": [], **ABLATIONS}.items():
+                result = train_and_score(train, test, level, args.budget, tmp / f"ablate-{name}", args.threads, flags)
+                lines.append(fmt_row(name, result))
+                log.append({"corpus": corpus, "ablation": name, **result})
+                print(lines[-1], flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    RESULTS.with_suffix(".json").write_text(json.dumps(log, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Interpolation with the Kneser-Ney partner, automatic settings, evaluate --json / -k 0."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textseq.cli import run
+from textseq.errors import TextseqError
+from textseq.features.ngram_lm import KneserNeyLM
+from textseq.lm.auto import MODEL_FIELDS, TRAIN_FIELDS, choose
+from textseq.lm.checkpoint import read_lm
+from textseq.lm.evaluate import evaluate_checkpoint
+from textseq.lm.mix import WEIGHT_GRID, complete_lines, fit_weight, lines_as_tokens, mixed_nll
+from textseq.lm.train import resolve_config
+from textseq.vocab import Vocab
+
+CORPORA = Path(__file__).resolve().parent.parent / "corpora"
+SMALL = ["--hidden", "32", "--emb", "16", "--layers", "1", "--bptt", "16", "--batch-size", "8", "--lr", "0.01",
+         "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("texts")
+    lines = open(CORPORA / "en" / "shakespeare_sample.txt", encoding="utf-8").readlines()
+    (root / "train.txt").write_text("".join(lines[:400]), encoding="utf-8")
+    (root / "heldout.txt").write_text("".join(lines[500:560]), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(texts, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("mix") / "run"
+    assert run(["train", str(texts / "train.txt"), "-o", str(run_dir), "--max-steps", "30", "--epochs", "5",
+                *SMALL]) == 0
+    return run_dir
+
+
+def test_weight_search_never_loses_to_either_model():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lm = np.log(rng.uniform(0.01, 1.0, 500))
+        kn = np.log(rng.uniform(0.01, 1.0, 500)) * rng.uniform(0.2, 3.0)
+        weight, nll = fit_weight(lm, kn)
+        assert nll <= min(-lm.mean(), -kn.mean()) + 1e-12
+        assert nll == pytest.approx(mixed_nll(lm, kn, weight))
+    assert WEIGHT_GRID[0] == 0.0 and WEIGHT_GRID[-1] == 1.0
+    lm, kn = np.log(np.full(10, 0.5)), np.log(np.full(10, 0.25))
+    assert mixed_nll(lm, kn, 1.0) == pytest.approx(math.log(2)) and mixed_nll(lm, kn, 0.0) == pytest.approx(math.log(4))
+    assert fit_weight(lm, kn)[0] == 1.0  # the better model alone
+    with pytest.raises(TextseqError):
+        mixed_nll(lm, kn, 1.5)
+    with pytest.raises(TextseqError):
+        fit_weight(lm, kn[:5])
+
+
+def test_kn_token_logprobs_match_its_evaluation():
+    vocab = Vocab.from_docs([list("abcab"), list("cab")])
+    docs = [list("abca"), list("bb"), []]
+    kn = KneserNeyLM(order=3, vocab=vocab).fit([list("abcab"), list("cab"), list("bca")])
+    logp = kn.token_logprobs(docs)
+    assert len(logp) == 4 + 1 + 2 + 1 + 0 + 1  # every token and each line's <eos>
+    assert -logp.sum() == pytest.approx(kn.evaluate(docs).nll)
+
+
+def test_complete_lines_cut_partial_lines():
+    vocab = Vocab.from_docs([list("ab")])
+    eos = vocab.stoi["<eos>"]
+    a, b = vocab.stoi["a"], vocab.stoi["b"]
+    ids = np.array([a, eos, b, a, eos, a, eos, b])
+    whole = complete_lines(ids, eos)
+    assert whole.tolist() == [b, a, eos, a, eos]
+    assert lines_as_tokens(whole, vocab) == [["b", "a"], ["a"]]
+    assert len(complete_lines(np.array([a, eos, b]), eos)) == 0
+
+
+def test_training_stores_the_kn_partner_and_evaluate_mixes(trained, texts, capsys):
+    assert {p.name for p in trained.iterdir()} == {"best.pt", "last.pt", "loss.png", "ngram.npz"}
+    mix = read_lm(trained / "best.pt")["ngram"]
+    assert mix["file"] == "ngram.npz" and 0.0 <= mix["weight"] <= 1.0 and 3 <= mix["order"] <= 7
+    assert mix["valid_nll_mix"] <= min(mix["valid_nll_lm"], mix["valid_nll_kn"]) + 1e-12
+    assert KneserNeyLM.load(trained / "ngram.npz").order == mix["order"]
+
+    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, cache=None)
+    names = [row.name for row in report.rows]
+    assert names[0] == "RNN teacher-forced" and names[1] == f"Kneser-Ney {mix['order']}-gram"
+    assert names[2].startswith("RNN + KN") and report.mix_weight == mix["weight"]
+    assert report.rows[1].vs_kn == 1.0 and report.horizon_nll == []
+    lm_row, kn_row, mix_row = report.rows
+    lm_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=1.0, cache=None)
+    kn_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=0.0, cache=None)
+    assert lm_only.rows[2].nll == pytest.approx(lm_row.nll) and kn_only.rows[2].nll == pytest.approx(kn_row.nll)
+    assert mix_row.vs_kn == pytest.approx(mix_row.metric / kn_row.metric)
+
+    capsys.readouterr()
+    assert run(["evaluate", str(trained / "best.pt"), str(texts / "heldout.txt"), "-k", "0", "--json", "--cache",
+                "off"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metric"] == "bpc" and data["tokens"] == report.tokens and data["horizon_nll"] == []
+    assert [row["name"] for row in data["rows"]] == names
+    assert all(set(row) == {"name", "nll", "metric", "vs_kn"} for row in data["rows"])
+    assert run(["evaluate", str(trained / "best.pt"), str(texts / "heldout.txt"), "-k", "2", "--mix-kn",
+                "off"]) == 0
+    out = capsys.readouterr().out
+    assert "vs KN" in out and "free-running (2-step)" in out and "RNN + KN" not in out
+    assert run(["evaluate", str(trained / "best.pt"), str(texts / "heldout.txt"), "--mix-kn", "2"]) == 2
+    assert "--mix-kn" in capsys.readouterr().err
+
+
+def test_no_kn_partner_when_switched_off(texts, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(["train", str(texts / "train.txt"), "-o", str(run_dir), "--max-steps", "3", "--no-kn-mix",
+                *SMALL]) == 0
+    assert "ngram" not in read_lm(run_dir / "best.pt") and not (run_dir / "ngram.npz").exists()
+    report = evaluate_checkpoint(run_dir / "best.pt", texts / "heldout.txt", horizon=0)
+    assert [row.name for row in report.rows] == ["RNN teacher-forced", "Kneser-Ney 5-gram"]  # fitted here, no cache
+    assert "cache" not in read_lm(run_dir / "best.pt")
+
+
+def test_automatic_settings_fill_only_what_was_not_given():
+    cfg, model = resolve_config({"data": "x", "output": "y", "lr": 0.01}, {"hidden_size": 64}, auto=True)
+    assert "lr" not in cfg.auto and "hidden_size" not in cfg.auto
+    assert set(cfg.auto) == (set(TRAIN_FIELDS) - {"lr"}) | (set(MODEL_FIELDS) - {"hidden_size"})
+    assert resolve_config({"data": "x", "output": "y"}, {})[0].auto == ()  # the library default: none
+    small, large = choose("word", 50_000, 30_000, 300), choose("word", 5_000_000, 30_000, 300)
+    assert small == choose("word", 50_000, 30_000, 300)  # deterministic
+    assert small.model["adaptive_softmax"] and not choose("char", 50_000, 90, 300).model["adaptive_softmax"]
+    assert small.model["weight_drop"] > large.model["weight_drop"]  # read more often: more regularization
+    assert choose("word", 50_000, 3_000, 300).model["tie_weights"]
+
+
+def test_train_header_shows_the_chosen_settings(texts, tmp_path, capsys):
+    assert run(["train", str(texts / "train.txt"), "-o", str(tmp_path / "run"), "--max-time", "1", "--hidden", "32",
+                "--emb", "16", "--batch-size", "8", "--bptt", "16"]) == 0
+    err = capsys.readouterr().err
+    assert "model: LSTM 1x32, embedding 16" in err and "batch 8 x bptt 16" in err
+    assert "chosen automatically" in err and "cosine schedule" in err
+    stored = read_lm(tmp_path / "run" / "best.pt")
+    assert tuple(stored["train_config"]["auto"]) == () and stored["train_config"]["scheduler"] == "cosine"
+
+
+def test_generation_mixed_with_the_kn_partner(trained, capsys):
+    from textseq.features.ngram_lm import KneserNeyLM
+    from textseq.lm.checkpoint import LMCheckpoint
+    from textseq.lm.mix import MixedLM
+    from textseq.lm.sampling import SamplingConfig, generate
+
+    ckpt = LMCheckpoint.load(trained / "best.pt")
+    ngram = KneserNeyLM.load(trained / "ngram.npz")
+    prompt = [ckpt.vocab.stoi["<eos>"]] + ckpt.vocab.encode(list("ROMEO"))
+    greedy = SamplingConfig(max_tokens=15, greedy=True, stop_at_eos=False)
+    lm_only = generate(ckpt.model, prompt, greedy, eos_id=ckpt.vocab.stoi["<eos>"])
+    assert generate(MixedLM(ckpt.model, ngram, ckpt.vocab, 1.0), prompt, greedy,
+                    eos_id=ckpt.vocab.stoi["<eos>"]) == lm_only  # weight 1: the LM alone
+    kn_mix = MixedLM(ckpt.model, ngram, ckpt.vocab, 0.0)
+    features, state = kn_mix(torch.tensor([prompt]))
+    probs = kn_mix.log_probs(features[:, -1]).exp()[0]
+    expected = ngram.distribution(list("ROMEO"))
+    for token in ("E", "O", ":", "<eos>"):  # weight 0: the n-gram model's next-token distribution
+        assert float(probs[ckpt.vocab.stoi[token]]) == pytest.approx(expected[ngram._stoi[token]], rel=1e-5)
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    beams = generate(MixedLM(ckpt.model, ngram, ckpt.vocab, 0.5), prompt,
+                     SamplingConfig(max_tokens=8, beam_size=3, num_samples=2), eos_id=ckpt.vocab.stoi["<eos>"])
+    assert len(beams) == 2
+    capsys.readouterr()
+    assert run(["generate", str(trained / "best.pt"), "-p", "ROMEO", "-n", "20", "--seed", "1", "--mix-kn",
+                "auto"]) == 0
+    assert capsys.readouterr().out.startswith("ROMEO")
+    assert run(["generate", str(trained / "best.pt"), "-p", "ROMEO", "--mix-kn", "1.5"]) == 2
+
+
+def test_cache_votes_for_tokens_that_followed_similar_states():
+    from textseq.lm.cache import cache_probs, mixed_nll
+
+    states = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])  # [R=1, N=4, H=2]
+    targets = torch.tensor([[7, 8, 7, 9]])
+    probs = cache_probs(states, targets, size=10, theta=50.0)
+    assert probs[0, 0] == 0.0  # nothing cached before the first position
+    assert probs[0, 2] == pytest.approx(1.0, abs=1e-6)  # its twin at 0 was followed by 7, like position 2
+    assert probs[0, 3] == pytest.approx(0.0, abs=1e-6)  # its twin at 1 was followed by 8, not 9
+    assert cache_probs(states, targets, size=1, theta=50.0)[0, 2] == 0.0  # position 0 is out of reach
+    lm = np.log(np.full(4, 0.1))
+    assert mixed_nll(lm, np.zeros(4), 0.0) == pytest.approx(-math.log(0.1))
+
+
+def test_evaluate_reports_the_fitted_cache(trained, texts):
+    stored = read_lm(trained / "best.pt")["cache"]
+    assert stored["valid_nll_cache"] <= stored["valid_nll_lm"] + 1e-12 and 0.0 <= stored["weight"] <= 0.5
+    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0)
+    assert report.rows[-1].name.startswith(f"RNN + cache ({stored['size']}")
+    if stored["weight"] == 0:
+        assert report.rows[-1].nll == pytest.approx(report.rows[0].nll)
+    smaller = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=None, cache=5)
+    assert smaller.rows[-1].name.startswith("RNN + cache (5,")
