@@ -83,26 +83,29 @@ def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir:
     from textseq.lm.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(run_dir / "best.pt", test, horizon=0)
-    rows = {row.name.split(" (")[0].split(" ")[0] + ("+KN" if row.name.startswith("RNN +") else ""): row
-            for row in report.rows}
-    lm, kn, mix = rows["RNN"], rows["Kneser-Ney"], rows.get("RNN+KN")
+    kinds = {"RNN teacher-forced": "lm", "Kneser-Ney": "kn", "RNN + KN": "mix", "RNN + cache": "cache"}
+    rows = {kind: row for row in report.rows for prefix, kind in kinds.items() if row.name.startswith(prefix)}
+    lm, kn, mix, cache = rows["lm"], rows["kn"], rows.get("mix"), rows.get("cache")
     stored = read_lm(run_dir / "best.pt")
     header = [line for line in done.stderr.splitlines() if line.startswith(("model:", "training:", "regular"))]
     return {"level": level, "metric": report.metric, "test_tokens": report.tokens, "lm": lm.metric,
             "kn": kn.metric, "kn_order": stored["ngram"]["order"], "mix": mix.metric if mix else None,
-            "weight": report.mix_weight, "steps": stored["progress"]["step"], "seconds": seconds,
+            "cache": cache.metric if cache else None,
+            "weight": report.mix_weight, "best_step": stored["progress"]["step"],
+            "steps": read_lm(run_dir / "last.pt")["progress"]["step"], "seconds": seconds,
             "train_tokens": stored["progress"]["data_tokens"], "header": header}
 
 
 def fmt_row(name: str, r: dict) -> str:
-    mix = f"{r['mix']:.3f} | {r['mix'] / r['kn']:.3f}" if r["mix"] is not None else "- | -"
     number = (lambda v: f"{v:.3f}") if r["metric"] == "bpc" else (lambda v: f"{v:.1f}")
+    mix = f"{number(r['mix'])} | **{r['mix'] / r['kn']:.3f}**" if r["mix"] is not None else "- | -"
+    cache = f"{number(r['cache'])} | {r['cache'] / r['kn']:.3f}" if r["cache"] is not None else "- | -"
     return (f"| {name} | {r['level']} ({r['metric']}) | {r['train_tokens']:,} | {number(r['kn'])} ({r['kn_order']}) | "
-            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {r['steps']} |")
+            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {cache} | {r['best_step']} / {r['steps']} |")
 
 
-HEAD = ("| corpus | level | tokens | KN (order) | LM | LM / KN | LM+KN | mix / KN | updates |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+HEAD = ("| corpus | level | tokens | KN (order) | LM | LM / KN | LM+KN | mix / KN | LM+cache | cache / KN "
+        "| best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def main() -> None:
