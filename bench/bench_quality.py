@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--long", type=float, default=0.0, help="also train LONG corpora with this budget")
     parser.add_argument("--ablation", default="", help="corpus:level to ablate, e.g. pride:word")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--results", default=str(RESULTS), help="where to write the markdown table")
     args = parser.parse_args()
     lines = [f"Budget {args.budget:g} s per model on this machine (2 CPU cores), `textseq train FILE --level L "
              f"--max-time {args.budget:g}` with no other flag; held-out last 10% of lines.", "", HEAD]
@@ -123,7 +124,7 @@ def main() -> None:
     log = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        jobs = [(c, lv, args.budget) for c in args.corpora.split(",") for lv in args.levels.split(",")]
+        jobs = [(c, lv, args.budget) for c in args.corpora.split(",") if c for lv in args.levels.split(",")]
         jobs += [(c, lv, args.long) for c in LONG for lv in args.levels.split(",")] if args.long else []
         for corpus, level, budget in jobs:
             train, test = assemble(corpus, tmp)
@@ -143,9 +144,10 @@ def main() -> None:
                 lines.append(fmt_row(name, result))
                 log.append({"corpus": corpus, "ablation": name, **result})
                 print(lines[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    RESULTS.with_suffix(".json").write_text(json.dumps(log, indent=1, ensure_ascii=False), encoding="utf-8")
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    results.with_suffix(".json").write_text(json.dumps(log, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from itertools import takewhile
 from pathlib import Path
 
 import pytest
-import torch
 import typer
 
 import textseq
 from textseq.cli import app, run
 from textseq.forecast.forecaster import load_forecaster
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 COMMANDS = [(), ("preprocess",), ("train",), ("generate",), ("evaluate",), ("forecast",), ("forecast", "train"),
@@ -36,13 +37,6 @@ NO_DEFAULT_BY_NATURE = {"--output", "--plot", "--config", "--resume", "--embeddi
 # test below fails until it is removed from here: this list only shrinks.
 KNOWN_MISSING_DEFAULTS: dict[tuple[str, ...], set[str]] = {}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

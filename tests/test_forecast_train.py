@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from textseq.errors import TextseqError
 from textseq.forecast.config import ForecastConfig, ForecastModelConfig, ForecastTrainConfig, TransformConfig
@@ -12,13 +11,7 @@ from textseq.forecast.evaluation import evaluate_tail
 from textseq.forecast.forecaster import load_forecaster, save_forecaster
 from textseq.forecast.train import train_forecaster
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sine(n=160, period=16.0):

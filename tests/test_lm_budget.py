@@ -6,31 +6,18 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from textseq.errors import TextseqError
 from textseq.lm.checkpoint import read_lm
 from textseq.lm.train import LMTrainConfig, cosine_lr, resolve_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 TINY = {"emb_size": 16, "hidden_size": 32, "num_layers": 1, "dropout": 0.1}
 BUDGET = 1.5  # seconds
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core box: threading only adds overhead
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def lunyu(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "lunyu_slice.txt"
-    lines = open(CORPORA / "zh" / "lunyu.txt", encoding="utf-8").readlines()[:80]
-    path.write_text("".join(lines), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

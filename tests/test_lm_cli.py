@@ -3,22 +3,16 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from textseq.cli import run
 from textseq.lm.checkpoint import read_lm
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 SMALL = ["--hidden", "32", "--emb", "16", "--layers", "1", "--bptt", "16", "--batch-size", "8", "--lr", "0.01",
          "--quiet"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

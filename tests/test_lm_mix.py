@@ -18,17 +18,12 @@ from textseq.lm.mix import WEIGHT_GRID, complete_lines, fit_weight, lines_as_tok
 from textseq.lm.train import resolve_config
 from textseq.vocab import Vocab
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 SMALL = ["--hidden", "32", "--emb", "16", "--layers", "1", "--bptt", "16", "--batch-size", "8", "--lr", "0.01",
          "--quiet"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
