@@ -44,7 +44,7 @@ def evaluate(
         raise TextseqError(f"--horizon must be 0 (no rollouts) or positive, got {horizon}")
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device,
-                                 mix_kn=None if mix_kn == "off" else mix_kn, cache=cache)
+                                 mix_kn=mix_kn, cache=cache)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
         return

@@ -81,7 +81,6 @@ def split_list(text: str | None) -> list[str]:
 
 
 THREADS_HELP = "CPU threads for torch (0: automatic)."
-OUTPUT_HELP = "Where to write the result."
 FORCE = typer.Option(False, "--force", help="Overwrite an existing output.", rich_help_panel=OUTPUT)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel=OUTPUT)
 DEVICE_HELP = "auto | cpu | cuda | mps."

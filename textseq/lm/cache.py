@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from textseq.errors import TextseqError
+from textseq.lm.mix import mixed_nll as interpolated_nll
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 LAMBDAS = np.linspace(0.0, 0.5, 51)
@@ -72,7 +73,9 @@ def cache_probs(states: Tensor, targets: Tensor, size: int, theta: float, ignore
 
 
 def mixed_nll(lm_logp: np.ndarray, cache_p: np.ndarray, weight: float) -> float:
-    return float(-np.log((1 - weight) * np.exp(lm_logp) + weight * cache_p).mean())
+    """Mean NLL of ``(1 - weight) * p_lm + weight * p_cache`` (the cache gets ``weight``)."""
+    with np.errstate(divide="ignore"):  # p_cache is 0 where nothing in the cache matches
+        return interpolated_nll(lm_logp, np.log(cache_p), 1.0 - weight)
 
 
 def fit_cache(lm, inputs: Tensor, targets: Tensor, lm_logp: np.ndarray, size: int, bptt: int,

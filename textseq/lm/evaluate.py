@@ -225,15 +225,18 @@ def _cache_row(ckpt, stream: np.ndarray, lm_logp: np.ndarray, batch_size: int,
                cache: str | int | None) -> LMEvalRow | None:
     from textseq.lm.cache import cache_probs, mixed_nll, states_and_targets
 
-    stored = ckpt.data.get("cache")
-    if cache is None or cache == "off" or not stored:
-        if cache not in (None, "off", "auto"):
-            raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix)")
+    if cache is None or cache == "off":
         return None
     try:
-        size = stored["size"] if cache == "auto" else int(cache)
+        size = None if cache == "auto" else int(cache)
     except ValueError:
         raise TextseqError(f"--cache takes auto, off or a number of positions, got {cache!r}") from None
+    stored = ckpt.data.get("cache")
+    if not stored:
+        if size is None:
+            return None
+        raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix)")
+    size = stored["size"] if size is None else size
     states, targets = states_and_targets(ckpt.model, *stream_rows(stream, batch_size),
                                          ckpt.train_config.get("bptt", 35))
     probs = cache_probs(states, targets, size, stored["theta"], IGNORE)
