@@ -199,3 +199,57 @@ def test_evaluate_reports_the_fitted_cache(trained, texts):
         assert report.rows[-1].nll == pytest.approx(report.rows[0].nll)
     smaller = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=None, cache=5)
     assert smaller.rows[-1].name.startswith("RNN + cache (5,")
+
+
+def test_generation_cache_gives_the_probabilities_evaluation_scores(trained, texts, capsys):
+    from dataclasses import replace
+
+    from textseq.lm.cache import CachedLM, CacheSettings, cache_probs, states_and_targets
+    from textseq.lm.checkpoint import LMCheckpoint
+    from textseq.lm.evaluate import token_logprobs
+    from textseq.lm.sampling import SamplingConfig, generate
+
+    ckpt = LMCheckpoint.load(trained / "best.pt")
+    settings = replace(CacheSettings(**ckpt.data["cache"]), weight=0.3, theta=0.5)  # a cache that matters
+    ids = [ckpt.vocab.stoi["<eos>"]] + ckpt.vocab.encode(list(open(texts / "heldout.txt").read()[:120]))
+    size = 40
+    # scoring: one row, teacher-forced; the cache mixes in the probability of the true next token
+    inputs, targets = torch.tensor([ids[:-1]]), torch.tensor([ids[1:]])
+    states, _ = states_and_targets(ckpt.model, inputs, targets, bptt=1000)
+    p_cache = cache_probs(states, targets, size, settings.theta)[0].numpy()
+    p_lm = np.exp(token_logprobs(ckpt.model, np.array(ids), batch_size=1, bptt=1000))
+    expected = np.log((1 - settings.weight) * p_lm + settings.weight * p_cache)
+    # generation: the prompt in one call, then token by token; both paths agree on every position
+    cached = CachedLM(ckpt.model, settings, size)
+    with torch.no_grad():
+        features, state = cached(torch.tensor([ids[:50]]))
+        got = [float(cached.log_probs(features[:, -1])[0, ids[50]])]
+        for position in range(50, len(ids) - 1):
+            log_probs, state = cached.step(torch.tensor([ids[position]]), state)
+            got.append(float(log_probs[0, ids[position + 1]]))
+    assert np.allclose(got, expected[49:], atol=1e-4)
+    assert state[-3].shape == (1, 1, size, ckpt.model.cfg.hidden_size)  # the cache is full: only the last 40
+    eos = ckpt.vocab.stoi["<eos>"]
+    samples = generate(cached, ids[:5], SamplingConfig(max_tokens=12, num_samples=3, seed=0), eos_id=eos)
+    beams = generate(cached, ids[:5], SamplingConfig(max_tokens=12, beam_size=3, num_samples=2), eos_id=eos)
+    assert len(samples) == 3 and len(beams) == 2
+    capsys.readouterr()
+    assert run(["generate", str(trained / "best.pt"), "-p", "ROMEO", "-n", "20", "--seed", "1", "--cache",
+                "auto", "--mix-kn", "auto"]) == 0
+    assert capsys.readouterr().out.startswith("ROMEO")
+    assert run(["generate", str(trained / "best.pt"), "-p", "ROMEO", "--cache", "0"]) != 0
+    assert "--cache takes auto, off or a number" in capsys.readouterr().err
+
+
+def test_word_level_reads_words_seen_once_as_unk_unless_min_count_is_given(texts, tmp_path, capsys):
+    assert choose("word", 50_000, 3_000, 300).train["min_count"] == 2
+    assert choose("char", 50_000, 90, 300).train["min_count"] == 1
+    common = ["--level", "word", "--max-steps", "2", "--hidden", "16", "--emb", "8", "--quiet"]
+    assert run(["train", str(texts / "train.txt"), "-o", str(tmp_path / "auto"), *common]) == 0
+    assert run(["train", str(texts / "train.txt"), "-o", str(tmp_path / "given"), "--min-count", "1", *common]) == 0
+    auto, given = read_lm(tmp_path / "auto" / "best.pt"), read_lm(tmp_path / "given" / "best.pt")
+    assert auto["train_config"]["min_count"] == 2 and given["train_config"]["min_count"] == 1
+    counts = given["vocab"]["counts"]
+    once = {token for token, n in counts.items() if n == 1}
+    assert once and not once & set(auto["vocab"]["tokens"])  # every word seen once is <unk> now
+    assert set(auto["vocab"]["tokens"]) == set(given["vocab"]["tokens"]) - once

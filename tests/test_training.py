@@ -276,3 +276,52 @@ def test_resume_is_exact_with_the_awd_regularizers_and_ar_tar(lunyu, tmp_path):
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.history == straight.history and [s for s, _ in straight.history["valid"]] == [3, 6, 8]
+
+
+def _overfitting_run(tmp_path: Path, name: str, **overrides) -> LMTrainConfig:
+    """A run on 30 lines with a high LR: validation stalls within a few dozen updates."""
+    text = tmp_path / "short.txt"
+    if not text.exists():
+        lines = open(CORPORA / "zh" / "lunyu.txt", encoding="utf-8").readlines()[:30]
+        text.write_text("".join(lines), encoding="utf-8")
+    settings = dict(epochs=0, max_steps=90, eval_every=3, lr=0.03, valid_ratio=0.2, average="nt")
+    return config(text, tmp_path / name, **{**settings, **overrides})
+
+
+def test_nt_averaging_starts_when_validation_stalls_and_best_holds_the_mean(tmp_path):
+    averaged_steps: list[dict] = []
+
+    def record(trainer):
+        if trainer.averaged is not None:
+            averaged_steps.append({k: v.detach().clone() for k, v in trainer.lm.named_parameters()})
+
+    result = train(_overfitting_run(tmp_path, "run"), TINY, quiet=True, on_step=record)
+    start = read_lm(result.last_checkpoint)["progress"]["average_from"]
+    valid = [loss for _, loss in result.history["valid"]]
+    trigger = [step for step, _ in result.history["valid"]].index(start)
+    assert trigger > 3 and valid[trigger] > min(valid[:trigger - 3])  # NT-ASGD's non-monotone trigger
+    # the mean of the weights at the trigger and after every later update (the trigger step's own weights are
+    # recorded once: on_step runs after averaging began at that step)
+    mean = {k: torch.stack([s[k] for s in averaged_steps]).mean(0) for k in averaged_steps[0]}
+    final = dict(result.model.named_parameters())
+    assert all(torch.allclose(final[k], mean[k], atol=1e-6) for k in mean)
+    assert read_lm(result.last_checkpoint)["average"] is not None
+
+
+def test_resume_is_exact_while_averaging(tmp_path):
+    straight = train(_overfitting_run(tmp_path, "a"), TINY, quiet=True)
+    start = read_lm(straight.last_checkpoint)["progress"]["average_from"]
+    assert start is not None and start < 80
+    cfg = _overfitting_run(tmp_path, "b")
+    first = train(cfg, TINY, quiet=True, on_step=_interrupt_at(start + 5))
+    assert read_lm(first.last_checkpoint)["average"] is not None
+    resumed = train(cfg, TINY, quiet=True, resume=first.last_checkpoint)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed.history == straight.history
+    best_a, best_b = read_lm(straight.best_checkpoint), read_lm(resumed.best_checkpoint)
+    assert all(torch.equal(best_a["model_state"][k], best_b["model_state"][k]) for k in best_a["model_state"])
+
+
+def test_average_must_be_a_known_trigger(tmp_path):
+    with pytest.raises(TextseqError, match="average"):
+        LMTrainConfig(data="x", output=str(tmp_path), average="swa")

@@ -35,6 +35,9 @@ def generate(
     mix_kn: str = typer.Option("off", "--mix-kn", help="Mix with the checkpoint's Kneser-Ney partner: off, auto (the "
                                "weight fitted on validation when training) or the LM's weight in [0, 1].",
                                rich_help_panel=SAMPLING),
+    cache: str = typer.Option("off", "--cache", help="Mix with the continuous cache of recent states: off, auto (the "
+                              "size and parameters fitted when training) or a number of positions.",
+                              rich_help_panel=SAMPLING),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
@@ -53,7 +56,8 @@ def generate(
         sys.stdout.flush()
 
     texts, _ = generate_text(checkpoint, prompt, cfg, device, on_text=write if stream else None,
-                             warn=lambda message: typer.echo(f"warning: {message}", err=True), mix_kn=mix_kn)
+                             warn=lambda message: typer.echo(f"warning: {message}", err=True), mix_kn=mix_kn,
+                             cache=cache)
     if stream:
         write("\n")
         return

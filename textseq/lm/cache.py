@@ -6,7 +6,9 @@ Continuous Cache"): recent hidden states vote for the tokens that followed them,
 
 Nothing is trained: ``theta`` and ``lam`` are fitted on the validation split at the end of training and
 stored in the checkpoint. Only the probability of the token that actually follows is needed to score text,
-so the cache is computed in blocks of positions with one matrix product per block.
+so the cache is computed in blocks of positions with one matrix product per block. For generation,
+:class:`CachedLM` keeps the last ``size`` (state, next token) pairs of every sequence and mixes the whole
+next-token distribution.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from textseq.errors import TextseqError
 from textseq.lm.mix import mixed_nll as interpolated_nll
+from textseq.lm.model import plain_cpu_rnn_kernels
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 LAMBDAS = np.linspace(0.0, 0.5, 51)
@@ -91,3 +94,69 @@ def fit_cache(lm, inputs: Tensor, targets: Tensor, lm_logp: np.ndarray, size: in
             if nll < best[0]:
                 best = (nll, theta, float(lam))
     return CacheSettings(size, best[1], best[2], float(-lm_logp.mean()), best[0])
+
+
+def parse_cache(value: str | int | None) -> str | int | None:
+    """``--cache``: "auto" (the fitted size), "off"/None, or a number of positions (at least 1)."""
+    if value is None or value == "off":
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise TextseqError(f"--cache takes auto, off or a number of positions, got {value!r}") from None
+    if size < 1:
+        raise TextseqError(f"--cache takes auto, off or a number of positions (at least 1), got {value!r}")
+    return size
+
+
+class CachedLM(torch.nn.Module):
+    """An LM (or an LM mixed with its n-gram partner) whose next-token distribution is mixed with the
+    continuous cache, for generation. It steps like the model it wraps, so the samplers use it unchanged.
+
+    Its state is the wrapped model's state plus, per sequence, the cached last-layer states ``[1, B, S, H]``,
+    the token that followed each of them ``[1, B, S]`` and the newest state, whose next token is not known
+    yet, ``[1, B, 1, H]``; beams and samples copy and reorder them like the rest (dimension 1 is the batch).
+    """
+
+    def __init__(self, inner, settings: CacheSettings, size: int | None = None):
+        super().__init__()
+        self.inner, self.theta, self.weight = inner, settings.theta, settings.weight
+        self.size = size or settings.size
+        self.cfg = inner.cfg
+
+    def forward(self, ids: Tensor, state=None):
+        """ids[B, T] -> (features[B, T, H], state)."""
+        if state is None:
+            inner_state, keys, tokens, pending = None, None, None, None
+        else:
+            *inner, keys, tokens, pending = state
+            inner_state = inner[0] if len(inner) == 1 else tuple(inner)
+        features, inner_state = self.inner(ids, inner_state)
+        new_keys = features[:, :-1]  # [B, T-1, H]: state t is followed by ids[:, t + 1]
+        new_tokens = ids[:, 1:]
+        if pending is not None:  # the newest state of the last call is followed by ids[:, 0]
+            new_keys = torch.cat([pending[0], new_keys], dim=1)
+            new_tokens = torch.cat([ids[:, :1], new_tokens], dim=1)
+            new_keys = torch.cat([keys[0], new_keys], dim=1)[:, -self.size:]
+            new_tokens = torch.cat([tokens[0], new_tokens], dim=1)[:, -self.size:]
+        else:
+            new_keys, new_tokens = new_keys[:, -self.size:], new_tokens[:, -self.size:]
+        self._keys, self._tokens = new_keys, new_tokens
+        parts = inner_state if isinstance(inner_state, tuple) else (inner_state,)
+        return features, (*parts, new_keys[None], new_tokens[None], features[None, :, -1:])
+
+    def log_probs(self, features: Tensor) -> Tensor:
+        """Mixed log-probabilities of the next token after the last ``forward``: features[B, D] -> [B, V]."""
+        probs = self.inner.log_probs(features).exp()  # [B, V]
+        if self._keys.size(1) == 0 or self.weight == 0:
+            return probs.log()
+        scores = self.theta * torch.einsum("bsh,bh->bs", self._keys, features)  # [B, S]
+        votes = torch.zeros_like(probs).scatter_add_(1, self._tokens, scores.softmax(-1).to(probs))  # [B, V]
+        return torch.log((1 - self.weight) * probs + self.weight * votes)
+
+    def step(self, ids: Tensor, state):
+        with plain_cpu_rnn_kernels():
+            features, state = self(ids.unsqueeze(1), state)
+        return self.log_probs(features[:, 0]), state

@@ -8,6 +8,7 @@ Layout (kind="lm", plain data + tensors, see :mod:`textseq.checkpoint`)::
     optimizer / scheduler   state dicts (None in a weights-only export)
     rng            one dict per rank: torch (+cuda), numpy Generator state, python random
     progress       epoch, column, global step, carried hidden state, best valid loss, history
+    average        the running weight average and its count (train --average nt, once started), or None
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ REQUIRED = ("model_config", "train_config", "pipeline", "vocab", "model_state")
 
 def save_lm(path: str | os.PathLike, model: RNNLanguageModel, *, train_config: dict, pipeline: dict,
             vocab: Vocab, sources: list[str] | None = None, optimizer: torch.optim.Optimizer | None = None,
-            scheduler: Any = None, rng: list[dict] | None = None, progress: dict | None = None) -> None:
+            scheduler: Any = None, rng: list[dict] | None = None, progress: dict | None = None,
+            average: dict | None = None) -> None:
     save_checkpoint(path, KIND, {
         "model_config": asdict(model.cfg),
         "train_config": dict(train_config),
@@ -44,6 +46,7 @@ def save_lm(path: str | os.PathLike, model: RNNLanguageModel, *, train_config: d
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": rng,
         "progress": progress,
+        "average": {k: v.detach().cpu() for k, v in average.items()} if average is not None else None,
     })
 
 

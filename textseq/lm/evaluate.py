@@ -223,14 +223,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
 
 def _cache_row(ckpt, stream: np.ndarray, lm_logp: np.ndarray, batch_size: int,
                cache: str | int | None) -> LMEvalRow | None:
-    from textseq.lm.cache import cache_probs, mixed_nll, states_and_targets
+    from textseq.lm.cache import cache_probs, mixed_nll, parse_cache, states_and_targets
 
-    if cache is None or cache == "off":
+    cache = parse_cache(cache)
+    if cache is None:
         return None
-    try:
-        size = None if cache == "auto" else int(cache)
-    except ValueError:
-        raise TextseqError(f"--cache takes auto, off or a number of positions, got {cache!r}") from None
+    size = None if cache == "auto" else cache
     stored = ckpt.data.get("cache")
     if not stored:
         if size is None:

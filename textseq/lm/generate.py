@@ -66,12 +66,13 @@ def continuation_text(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int]) ->
 def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
                   on_text: Callable[[str], None] | None = None,
                   warn: Callable[[str], None] | None = None,
-                  mix_kn: str | float | None = None) -> tuple[list[str], Prompt]:
+                  mix_kn: str | float | None = None, cache: str | int | None = None) -> tuple[list[str], Prompt]:
     """Generate from a checkpoint path alone -> (texts including the prompt, the encoded prompt).
 
     ``on_text`` receives the prompt and then text increments as tokens are produced (one sample only);
     ``warn`` is told, before generating, about prompt tokens the model does not know. ``mix_kn`` mixes the
-    next-token distribution with the stored Kneser-Ney partner ("auto": its fitted weight, or the LM's weight).
+    next-token distribution with the stored Kneser-Ney partner ("auto": its fitted weight, or the LM's weight);
+    ``cache`` with the continuous cache fitted at training time ("auto": its fitted size, or a size).
     """
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import LMCheckpoint
@@ -89,6 +90,7 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
         ngram, stored = partner
         weight = stored["weight"] if mix_kn == "auto" else mix_kn
         model = MixedLM(model, ngram, vocab, weight).to(next(model.parameters()).device)
+    model = _with_cache(model, ckpt.data, cache)
     encoded = encode_prompt(prompt, pipeline, vocab)
     if encoded.unknown and warn is not None:
         warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")
@@ -99,3 +101,15 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
         on_token = streamer
     samples = generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS], on_token=on_token)
     return [continuation_text(pipeline, vocab, encoded, ids) for ids in samples], encoded
+
+
+def _with_cache(model, data: dict, cache: str | int | None):
+    from textseq.lm.cache import CachedLM, CacheSettings, parse_cache
+
+    cache = parse_cache(cache)
+    if cache is None:
+        return model
+    if not data.get("cache"):
+        raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix); "
+                           "use --cache off")
+    return CachedLM(model, CacheSettings(**data["cache"]), None if cache == "auto" else cache)

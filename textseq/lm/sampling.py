@@ -93,10 +93,10 @@ def read_prompt(model: RNNLanguageModel, prompt_ids: list[int],
 
 
 def repeat_hidden(hidden: Hidden, n: int) -> Hidden:
-    """Copy a batch-1 state n times along the batch dimension."""
+    """Copy a batch-1 state n times along the batch dimension (dimension 1 of every tensor)."""
     if isinstance(hidden, tuple):
-        return tuple(h.repeat(1, n, 1) for h in hidden)
-    return hidden.repeat(1, n, 1)
+        return tuple(repeat_hidden(h, n) for h in hidden)
+    return hidden.repeat(1, n, *[1] * (hidden.dim() - 2))
 
 
 def select_hidden(hidden: Hidden, index: Tensor) -> Hidden:

@@ -49,10 +49,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from textseq import distributed as dist_util
 from textseq.errors import TextseqError, check_choice
 from textseq.io import check_output, check_output_dir
+from textseq.lm.auto import MIN_COUNT as AUTO_MIN_COUNT
 from textseq.lm.auto import MODEL_FIELDS as AUTO_MODEL_FIELDS
 from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
 from textseq.lm.auto import choose as choose_auto
@@ -78,6 +80,10 @@ from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_upda
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 MODE_ALIASES = {"teacher": "teacher-forcing", "free": "free-running"}  # short names, as for the forecasters
+AVERAGES = ("off", "nt")
+# NT-ASGD (Merity et al. 2017): averaging starts once a validation is worse than the best of those before
+# the last NONMONO ones.
+NONMONO = 3
 # Steps over which a time-driven scheduled-sampling decay is laid out when the run has no step bound.
 NOMINAL_SCHEDULE_STEPS = 10_000
 
@@ -120,6 +126,7 @@ class LMTrainConfig(Settings):
     lr_step_size: int = 1000  # steps between decays of the "step" scheduler
     lr_gamma: float = 0.5  # decay factor of "step" and "plateau"
     clip: float = 1.0  # max gradient norm (0: no clipping)
+    average: str = "off"  # "nt": average the weights once validation stalls (NT-ASGD's trigger), see _maybe_average
     auto: tuple[str, ...] = ()  # settings (train or model) to choose from the data and budget (textseq.lm.auto)
     kn_mix: bool = True  # at the end, fit a Kneser-Ney model and its mixing weight on validation (lm.mix)
     ar: float = 0.0  # activation regularization (AWD-LSTM AR), teacher forcing only
@@ -141,7 +148,8 @@ class LMTrainConfig(Settings):
         for name, value, allowed in (("mode", self.mode, MODES), ("schedule", self.schedule, SCHEDULES),
                                      ("feedback", self.feedback, FEEDBACKS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
-                                     ("scheduler", self.scheduler, SCHEDULERS)):
+                                     ("scheduler", self.scheduler, SCHEDULERS),
+                                     ("average", self.average, AVERAGES)):
             check_choice(name, value, allowed)
         for name in ("bptt", "batch_size", "eval_batch_size", "log_every", "lr_step_size"):
             if getattr(self, name) < 1:
@@ -201,6 +209,7 @@ class Progress:
     # (kept out of the training state above) found a better model. None in older checkpoints.
     best_saved: float | None = None
     schedule_fraction: float = 0.0  # the run's progress in [0, 1] at the last update (see run docstring)
+    average_from: int | None = None  # step at which weight averaging started (average "nt")
 
 
 @dataclass(frozen=True)
@@ -288,7 +297,8 @@ class Trainer:
 
     def _load_data(self, resume: dict | None) -> None:
         cfg = self.cfg
-        vocab_cfg = VocabConfig(min_count=cfg.min_count, max_size=cfg.max_vocab or None)
+        min_count = AUTO_MIN_COUNT.get(cfg.level, 1) if "min_count" in cfg.auto else cfg.min_count
+        vocab_cfg = VocabConfig(min_count=min_count, max_size=cfg.max_vocab or None)
         vocab = Vocab.from_dict(resume["vocab"]) if resume else None
         data = load_lm_data(cfg.data, cfg.level, cfg.lang, vocab=vocab,
                             pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg)
@@ -324,7 +334,8 @@ class Trainer:
             f"model: {m.cell.upper()} {m.num_layers}x{m.hidden_size}, embedding {m.emb_size}, {output}, "
             f"{self.lm.num_parameters():,} parameters",
             f"training: {cfg.mode}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.scheduler} schedule), batch {cfg.batch_size} "
-            f"x bptt {cfg.bptt}, clip {cfg.clip:g}, until {' / '.join(budget) or 'stopped'}",
+            f"x bptt {cfg.bptt}, clip {cfg.clip:g}, until {' / '.join(budget) or 'stopped'}"
+            + (", weights averaged once validation stalls (NT)" if cfg.average == "nt" else ""),
             "regularization: " + (", ".join(f"{k} {v:g}" for k, v in regs.items() if v) or "none"),
         ]
         if self.auto_reasons:
@@ -337,6 +348,9 @@ class Trainer:
         chosen = choose_auto(self.level, train_tokens, len(self.data.vocab), cfg.max_time)
         self.auto_model = {k: v for k, v in chosen.model.items() if k in cfg.auto}
         self.auto_reasons = chosen.reasons
+        if "min_count" in cfg.auto and chosen.train["min_count"] > 1:
+            self.auto_reasons.append(f"tokens seen fewer than {chosen.train['min_count']} times read as <unk> "
+                                     "(--min-count)")
         return replace(cfg, auto=(), **{k: v for k, v in chosen.train.items() if k in cfg.auto})
 
     def _build_model(self, settings: dict) -> None:
@@ -358,6 +372,7 @@ class Trainer:
         # cosine: the LR is set before every update from the run's progress (_train_step), no scheduler state
         self.scheduler = None if cfg.scheduler == "cosine" else make_scheduler(
             cfg.scheduler, self.optimizer, self.schedule_steps, cfg.lr_step_size, cfg.lr_gamma)
+        self.averaged: AveragedModel | None = None  # the running mean of the weights, once averaging started
 
     def _load_embeddings(self) -> None:
         from textseq.features.embeddings import load_vectors
@@ -373,6 +388,9 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("average") is not None:
+            self.averaged = AveragedModel(self.lm)
+            self.averaged.load_state_dict(ckpt["average"])
         rngs = ckpt["rng"]
         if len(rngs) != self.info.world_size:
             raise TextseqError(f"the checkpoint was written by {len(rngs)} process(es); resume with the same "
@@ -491,6 +509,8 @@ class Trainer:
                              hint=f"at step {progress.step + 1}; lower --lr or set --clip (e.g. --clip 0.25)")
         if self.scheduler is not None and cfg.scheduler != "plateau":
             self.scheduler.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.lm)
         self.hidden = hidden
         progress.pos, progress.step = span.end, progress.step + 1
         progress.tokens += (span.end - span.loss_start) * cfg.batch_size
@@ -519,7 +539,8 @@ class Trainer:
         if self.valid_data is None:
             return False
         progress = self.progress
-        nll = evaluate_stream(self.lm, *self.valid_data, self.cfg.bptt)
+        nll = evaluate_stream(self.weights(), *self.valid_data, self.cfg.bptt)
+        self._maybe_average(nll)
         progress.history["valid"].append([progress.step, nll])
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(nll)
@@ -530,6 +551,23 @@ class Trainer:
         self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
         self._plot()
         return stopper.should_stop
+
+    def weights(self) -> RNNLanguageModel:
+        """The model that is validated and saved as ``best``: the averaged weights once averaging started."""
+        return self.averaged.module if self.averaged is not None else self.lm
+
+    def _maybe_average(self, nll: float) -> None:
+        """NT-ASGD's trigger (Merity et al. 2017), here for any optimizer: once a validation is worse than
+        the best one before the last NONMONO, the weights from then on are averaged (Polyak averaging:
+        the mean of the weights after every update) and that mean is what is validated and saved."""
+        earlier = [loss for _, loss in self.progress.history["valid"]]
+        if self.cfg.average != "nt" or self.averaged is not None or len(earlier) <= NONMONO:
+            return
+        if nll > min(earlier[:-NONMONO]):
+            self.averaged = AveragedModel(self.lm)
+            self.averaged.update_parameters(self.lm)
+            self.progress.average_from = self.progress.step
+            self.reporter.log(f"step {self.progress.step}: validation stalled, averaging the weights from here on")
 
     def _save_best_if_better(self, nll: float) -> bool:
         progress = self.progress
@@ -551,7 +589,7 @@ class Trainer:
             self._validate()  # the run is over: its early-stopping verdict does not matter any more
             return
         self._save(self.paths.last)  # the exact state first: a second Ctrl-C may cut the validation short
-        nll = evaluate_stream(self.lm, *self.valid_data, self.cfg.bptt)
+        nll = evaluate_stream(self.weights(), *self.valid_data, self.cfg.bptt)
         self.side_valid = [progress.step, nll]
         saved = self._save_best_if_better(nll)
         self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
@@ -564,9 +602,13 @@ class Trainer:
         hidden = self._global_hidden()
         if not self.info.is_main:
             return
-        save_lm(path, self.lm, train_config=asdict(self.cfg), pipeline=self.data.pipeline, vocab=self.data.vocab,
-                sources=self.data.sources, optimizer=self.optimizer, scheduler=self.scheduler, rng=rngs,
-                progress={**asdict(self.progress), "hidden": hidden})
+        # best holds the validated weights (averaged, once averaging started); last the training state
+        best = path == self.paths.best
+        save_lm(path, self.weights() if best else self.lm, train_config=asdict(self.cfg),
+                pipeline=self.data.pipeline, vocab=self.data.vocab, sources=self.data.sources,
+                optimizer=self.optimizer, scheduler=self.scheduler, rng=rngs,
+                progress={**asdict(self.progress), "hidden": hidden},
+                average=None if best or self.averaged is None else self.averaged.state_dict())
 
     def _global_hidden(self):
         if self.hidden is None:
@@ -601,7 +643,7 @@ class Trainer:
         self._warn_if_epochs_cut_short(reason, elapsed)
         return LMTrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
                              reason, self.last_loss, self.progress.best_saved, tokens_per_sec,
-                             self.history(), self.lm, level=self.level, elapsed=elapsed)
+                             self.history(), self.weights(), level=self.level, elapsed=elapsed)
 
     def _fit_ngram_mix(self) -> None:
         """Fit the KN partner of best.pt on the training split, its order and the mixing weight on the
