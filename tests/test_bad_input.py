@@ -219,3 +219,109 @@ def test_resume_refuses_a_different_stream_layout(capsys, lm_checkpoint):
     last = lm_checkpoint.parent / "last.pt"
     fails_cleanly(capsys, ["train", "--resume", str(last), "--batch-size", "3", "--quiet"], "--batch-size")
     fails_cleanly(capsys, ["train", "--resume", str(last), "--hidden", "99", "--quiet"], "architecture")
+
+
+# --- side inputs that are not regular files -------------------------------------------------------------------
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)  # nothing ever writes to it: reading it would block forever
+    return path
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_side_inputs_must_be_regular_files(capsys, tmp_path, device, fifo, series_csv, lm_checkpoint):
+    side = str(fifo) if device == "fifo" else device
+    text = tmp_path / "t.txt"
+    text.write_text("子曰學而時習之\n" * 20, encoding="utf-8")
+    out = str(tmp_path / "out")
+    cases = [
+        (["forecast", "train", "--data", side, "--target", "value", "-o", str(tmp_path / "f.pt")], "data file"),
+        (["preprocess", str(text), "-o", out, "--stopwords-file", side], "stopword file"),
+        (["preprocess", str(text), "-o", out, "--level", "word", "--user-dict", side], "user dictionary"),
+        (["train", str(text), "-o", out, "--config", side, *TINY_LM], "config file"),
+        (["train", str(text), "-o", out, "--embeddings", side, *TINY_LM], "vectors file"),
+        (["generate", side], "checkpoint"),
+        (["evaluate", side, str(text)], "checkpoint"),
+    ]
+    for argv, what in cases:
+        fails_cleanly(capsys, argv, what, "not a regular file")
+        assert not Path(out).exists()
+
+
+# --- numbers ---------------------------------------------------------------------------------------------
+
+def test_numbers_must_be_finite_in_range_and_allocatable(capsys, tmp_path, lm_checkpoint, series_csv):
+    text = tmp_path / "t.txt"
+    text.write_text("子曰學而時習之\n" * 20, encoding="utf-8")
+    out = tmp_path / "run"
+    for flags, needle in ((["--lr", "inf"], "lr must be a finite number"),
+                          (["--clip", "nan"], "clip must be a finite number"),
+                          (["--hidden", "1000000"], "needs about"),
+                          (["--seed", "99999999999999999999999"], "seed must be in")):
+        fails_cleanly(capsys, ["train", str(text), "-o", str(out), *TINY_LM, *flags], needle)
+        assert not out.exists()
+    for flags, needle in ((["--temperature", "nan"], "temperature must be a finite number"),
+                          (["--temperature", "1e-45"], "temperature must be 0 (greedy) or at least 0.01"),
+                          (["--seed", "99999999999999999999999"], "seed must be in")):
+        fails_cleanly(capsys, ["generate", str(lm_checkpoint), "-p", "子曰", *flags], needle)
+    fails_cleanly(capsys, ["forecast", "train", "--data", str(series_csv), "--target", "value", "--lr", "nan",
+                           "-o", str(tmp_path / "f.pt")], "lr must be a finite number")
+    assert not (tmp_path / "f.pt").exists()
+
+
+# --- encodings and messages ----------------------------------------------------------------------------------
+
+def test_utf16_truncated_utf8_and_undecodable_bytes(capsys, tmp_path):
+    text = "子曰：學而時習之，不亦說乎？\n有朋自遠方來，不亦樂乎？\n"
+    for name, data in (("bom.txt", text.encode("utf-16")), ("le.txt", text.encode("utf-16-le"))):
+        (tmp_path / name).write_bytes(data)
+        fails_cleanly(capsys, ["preprocess", str(tmp_path / name), "-o", str(tmp_path / "o")], "is UTF-16 text",
+                      "iconv -f UTF-16 -t UTF-8")
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(text.encode()[:-2])  # the last character loses its last byte (no final newline either)
+    fails_cleanly(capsys, ["preprocess", str(cut), "-o", str(tmp_path / "o")], "ends in the middle of a utf-8 "
+                  "character", "--errors replace")
+    assert run(["preprocess", str(cut), "-o", str(tmp_path / "o"), "--errors", "replace", "--quiet"]) == 0
+    assert "\ufffd" in (tmp_path / "o" / "vocab.json").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(text.encode()[:9] + b"\xff" + text.encode()[9:])
+    fails_cleanly(capsys, ["preprocess", str(bad), "-o", str(tmp_path / "p")], "byte 0xff", "--errors replace")
+    assert run(["preprocess", str(bad), "-o", str(tmp_path / "p"), "--errors", "ignore", "--quiet"]) == 0
+    fails_cleanly(capsys, ["preprocess", str(bad), "-o", str(tmp_path / "q"), "--errors", "skip"], "errors")
+
+
+def test_messages_stay_on_one_line_and_debug_means_yes(capsys, tmp_path, monkeypatch, lm_checkpoint):
+    weird = tmp_path / "two\nlines\x1b[31m.txt"
+    line = fails_cleanly(capsys, ["preprocess", str(weird), "-o", str(tmp_path / "o")], "does not exist")
+    assert "two\\nlines\\x1b[31m.txt" in line
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("textseq.text.preprocess.preprocess", boom)
+    text = tmp_path / "t.txt"
+    text.write_text("子曰\n", encoding="utf-8")
+    for value in ("0", "", "no"):
+        monkeypatch.setenv("TEXTSEQ_DEBUG", value)
+        fails_cleanly(capsys, ["preprocess", str(text), "-o", str(tmp_path / "o")],
+                      "internal error: RuntimeError: boom")
+    monkeypatch.setenv("TEXTSEQ_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        run(["preprocess", str(text), "-o", str(tmp_path / "o")])
+    monkeypatch.delenv("TEXTSEQ_DEBUG")
+    latin = tmp_path / "latin.txt"
+    latin.write_text("the quick brown fox\n" * 20, encoding="utf-8")
+    fails_cleanly(capsys, ["evaluate", str(lm_checkpoint), str(latin)], "none of the tokens", "<unk>")
+    held = tmp_path / "held.txt"
+    held.write_text("子曰學而時習之\n" * 30, encoding="utf-8")
+    fails_cleanly(capsys, ["evaluate", str(lm_checkpoint), str(held), "--stride", "-1"], "--stride must be at least 1")
+
+
+def test_values_too_large_to_scale_are_refused_where_they_are_read(capsys, tmp_path):
+    for name, values in (("big.csv", [1e308] * 40), ("mixed.csv", [1e308, -1e308] * 20)):
+        csv = tmp_path / name
+        csv.write_text("y\n" + "\n".join(f"{v:g}" for v in values) + "\n")
+        fails_cleanly(capsys, ["forecast", "train", "--data", str(csv), "--target", "y", "-o", str(tmp_path / "f.pt")],
+                      "too large to model", "row 1")
+        assert not (tmp_path / "f.pt").exists()

@@ -132,3 +132,28 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_archive_that_would_inflate_far_past_its_size_is_refused_before_reading(tmp_path, monkeypatch):
+    import pickle
+    import zipfile
+
+    import textseq.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "INFLATE_SLACK", 2**20)
+    path = save_checkpoint(tmp_path / "m.pt", "lm", _payload())
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):  # a pickle of 20 MB that deflates to a few KB
+                data = pickle.dumps({"magic": "textseq-checkpoint", "kind": "lm", "pad": b"\0" * 20 * 2**20})
+                dst.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+            else:
+                dst.writestr(info, data)
+    assert bomb.stat().st_size < 2**20
+    loaded = []
+    monkeypatch.setattr(checkpoint.torch, "load", lambda *a, **k: loaded.append(a))
+    with pytest.raises(TextseqError, match="would inflate to 20 MB .*possibly a zip bomb"):
+        load_checkpoint(bomb)
+    assert loaded == []  # refused before torch read anything

@@ -126,7 +126,7 @@ def test_features(mixed_corpus, tmp_path):
     (lambda p: p.write_text("a b\n"), ["--ngrams", "3-1"], "n-gram range"),
     (lambda p: p.write_text("a b\n"), ["--min-df", "lots"], "--min-df must be"),
     (lambda p: p.write_text("a b\n"), ["--max-df", "nan"], "--max-df must be"),
-    (lambda p: p.write_text("a b\n"), ["--max-line-mb", "inf"], "line length limit"),
+    (lambda p: p.write_text("a b\n"), ["--max-line-mb", "inf"], "max-line-mb must be a finite number"),
     (lambda p: p.write_text("a b\n"), ["--word2vec", "--w2v-window", "0"], "word2vec window must be at least 1"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, capsys, make, args, message):

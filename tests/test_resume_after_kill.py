@@ -94,12 +94,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, text)
     assert killed_dir / "last.pt" in checkpoints
     for path in checkpoints:
         load_checkpoint(path, "lm")
-    leftovers = [p.name for p in killed_dir.iterdir() if p not in checkpoints and p.name != "loss.png"]
+    # the killed run's lock file stays too (its pid is gone: the resume below takes it over)
+    leftovers = [p.name for p in killed_dir.iterdir()
+                 if p not in checkpoints and p.name not in ("loss.png", ".textseq.lock")]
     assert all(name.startswith(".") and name.endswith(".tmp") for name in leftovers), leftovers
     step = load_checkpoint(killed_dir / "last.pt", "lm")["progress"]["step"]
     assert 0 < step < MAX_STEPS and step % CHECKPOINT_EVERY == 0
 
     finish(textseq("train", "--resume", str(killed_dir / "last.pt"), "--quiet"))
+    assert not (killed_dir / ".textseq.lock").exists()
     resumed = load_checkpoint(killed_dir / "last.pt", "lm")
     assert resumed["progress"]["step"] == MAX_STEPS
     assert_same_weights(killed_dir / "last.pt", reference_dir / "last.pt")

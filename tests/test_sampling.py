@@ -197,3 +197,46 @@ def test_tiny_lm_overfits_a_repeated_sequence_and_generates_it_back():
     out = generate(lm, pattern[:3], SamplingConfig(max_tokens=27, greedy=True))[0]
     assert out == (pattern * 3)[3:30]
     assert_close(torch.tensor(float(lm.training)), torch.tensor(1.0))  # generate restores train mode
+
+
+def test_streamed_text_equals_the_returned_text_whatever_the_detokenizer_rewrites():
+    import random
+
+    from textseq.lm.generate import Prompt, TextStreamer, continuation_text
+    from textseq.text.pipeline import Pipeline, PipelineConfig
+    from textseq.text.tokenize import TokenizeConfig
+    from textseq.vocab import Vocab
+
+    pipeline = Pipeline(PipelineConfig(tokenize=TokenizeConfig(level="word")))
+    words = ["the", "white", "whale", '"', "'s", "n't", ",", ".", "(", ")", "--", "``", "''", "?", "我", "。", "$"]
+    vocab = Vocab.from_docs([words])
+    eos = vocab.stoi["<eos>"]
+    rng = random.Random(0)
+    rewritten = 0
+    for trial in range(300):
+        ids = [rng.choice([eos] + [vocab.stoi[w] for w in words]) for _ in range(rng.randint(1, 30))]
+        prefix = ["the", "white", "whale"] if trial % 2 else []
+        pieces: list[str] = []
+        streamer = TextStreamer(pipeline, vocab, prefix, pieces.append)
+        streamer.start()
+        for token_id in ids:
+            streamer(token_id)
+        text = streamer.close()
+        assert "".join(pieces) == text == continuation_text(pipeline, vocab, Prompt([], prefix, []), ids)
+        lines, line = [], list(prefix)
+        for token in vocab.decode(ids):
+            if token == "<eos>":
+                lines.append(pipeline.detokenize(line) + "\n")
+                line = []
+            else:
+                line.append(token)
+        rewritten += text != "".join(lines) + pipeline.detokenize(line)
+    assert rewritten <= 3  # holding back the last tokens leaves (almost) nothing for the detokenizer to rewrite
+    # the case of the report: a quote after the prompt used to end the streamed text there
+    pieces = []
+    streamer = TextStreamer(pipeline, vocab, ["the", "white", "whale"], pieces.append)
+    streamer.start()
+    for word in ['"', "the", "whale", '"', ",", "the", "whale"]:
+        streamer(vocab.stoi[word])
+    text = streamer.close()
+    assert "".join(pieces) == text == 'the white whale "the whale", the whale'

@@ -9,13 +9,14 @@ truth; :func:`merge` lays the given flags over a dict of settings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from textseq.errors import TextseqError
+from textseq.io import check_input_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,19 @@ class Settings:
     may have been changed in place is used), ``from_dict`` is strict, ``to_dict`` gives plain data."""
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         self.validate()
+
+    def _check_numbers(self) -> None:
+        """Every float setting is finite (NaN slips through comparisons such as ``clip < 0``); every seed is
+        a number torch and numpy can take."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            flag = f.name.replace("_", "-")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TextseqError(f"{flag} must be a finite number, got {value}")
+            if f.name == "seed" and isinstance(value, int) and not 0 <= value < 2**63:
+                raise TextseqError(f"seed must be in 0..2**63-1, got {value}")
 
     def validate(self) -> None:
         """Raise TextseqError on a bad value; the base checks the nested settings. Override and call super()."""
@@ -115,13 +128,9 @@ def default_of(cls: type, name: str) -> Any:
 def load_toml(path: str | os.PathLike, sections: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Read a TOML run file made of the given tables; returns ``{section: {...}}`` (missing tables
     are empty). Unknown tables are errors."""
-    path, sections = Path(path), tuple(sections)
+    path, sections = check_input_file(path, "config file"), tuple(sections)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TextseqError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise TextseqError(f"config file {path} is a directory") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TextseqError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = set(data) - set(sections)

@@ -12,6 +12,7 @@ from typer._click import exceptions as click_errors  # Typer ships its own click
 
 from textseq import __version__
 from textseq.errors import TextseqError
+from textseq.io import is_disk_full
 
 app = typer.Typer(
     name="textseq",
@@ -47,9 +48,15 @@ _register_commands()
 
 
 def _fail(message: str, code: int) -> int:
-    first_line = " ".join(str(message).split("\n")[0].split())
-    print(f"error: {first_line}", file=sys.stderr)
+    print(f"error: {one_line(str(message))}", file=sys.stderr)
     return code
+
+
+def one_line(message: str, limit: int = 2000) -> str:
+    """A message as one printable line: control characters (a newline or an escape sequence in a file name)
+    are shown escaped, never sent to the terminal."""
+    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message)
+    return shown if len(shown) <= limit else shown[:limit] + " ..."
 
 
 def _usage_error(exc: click_errors.UsageError) -> int:
@@ -87,12 +94,15 @@ def run(argv: list[str] | None = None) -> int:
     except MemoryError:
         return _fail("out of memory; try smaller batches or a streaming option", 1)
     except OSError as exc:
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        return _fail(f"{exc.strerror or exc}{':' if where else ''}{where}", 1)
+        where = getattr(exc, "filename", None)
+        if is_disk_full(exc):
+            return _fail(f"no space left on device ({where})" if where else "no space left on device", 1)
+        return _fail(f"{exc.strerror or exc}{': ' + str(where) if where else ''}", 1)
     except Exception as exc:  # noqa: BLE001 - last resort: no traceback for users unless asked
-        if os.environ.get("TEXTSEQ_DEBUG"):
+        if os.environ.get("TEXTSEQ_DEBUG", "").lower() in ("1", "true", "yes", "on"):
             raise
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (set TEXTSEQ_DEBUG=1 for a traceback)", 1)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return _fail(f"internal error: {type(exc).__name__}: {first} (set TEXTSEQ_DEBUG=1 for a traceback)", 1)
 
 
 def main() -> None:

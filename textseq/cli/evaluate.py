@@ -42,7 +42,8 @@ def evaluate(
     set_threads(threads)
     if horizon < 0:
         raise TextseqError(f"--horizon must be 0 (no rollouts) or positive, got {horizon}")
-    report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=stride or None, baseline=baseline,
+    report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=None if stride == 0 else stride,
+                                 baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device,
                                  mix_kn=mix_kn, cache=cache)
     if json_output:

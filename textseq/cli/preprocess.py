@@ -103,6 +103,8 @@ def preprocess(
                        default=default_of(PreprocessConfig, "workers"), panel=RUN),
     encoding: str = opt("--encoding", help="Input encoding, e.g. gb18030.",
                         default=default_of(PreprocessConfig, "encoding"), panel=RUN),
+    errors: str = opt("--errors", help="Undecodable bytes: strict (stop) | replace (with U+FFFD) | ignore (drop).",
+                      default=default_of(PreprocessConfig, "errors"), panel=RUN),
     max_line_mb: float = opt("--max-line-mb", help="Refuse lines longer than this (one line is held in memory).",
                              default=default_of(PreprocessConfig, "max_line_mb"), panel=RUN),
     keep_empty: bool = typer.Option(False, "--keep-empty", help="Keep lines without tokens as empty documents.",
@@ -138,7 +140,8 @@ def preprocess(
     features = merge({}, dict(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
                               heldout_ratio=heldout_ratio, word2vec=w2v if word2vec or w2v else None))
     settings = merge(dict(pipeline=pipeline, vocab=vocab, features=features),
-                     dict(encoding=encoding, max_line_mb=max_line_mb, workers=workers, keep_empty=keep_empty))
+                     dict(encoding=encoding, errors=errors, max_line_mb=max_line_mb, workers=workers,
+                          keep_empty=keep_empty))
     cfg = PreprocessConfig.from_dict(settings, "preprocess")
     with ProgressReporter("preprocessing", enabled=not quiet, unit="bytes", transient=True) as progress:
         stats = run_preprocess(inputs, output, cfg, force=force,

@@ -10,7 +10,7 @@ from pathlib import Path
 from gensim.models import KeyedVectors, Word2Vec
 
 from textseq.errors import TextseqError, check_choice
-from textseq.io import atomic_path
+from textseq.io import atomic_path, check_input_file
 from textseq.settings import Settings
 
 FORMATS = ("kv", "word2vec", "word2vec-binary", "glove")
@@ -108,11 +108,7 @@ def load_vectors(path: str | os.PathLike, fmt: str | None = None) -> KeyedVector
 
     The native .kv format is a pickle: load only files you trust.
     """
-    path = Path(path)
-    if not path.exists():
-        raise TextseqError(f"vectors file {path} does not exist")
-    if not path.is_file():
-        raise TextseqError(f"vectors path {path} is not a file")
+    path = check_input_file(path, "vectors file")
     fmt = _format_for(path, fmt)
     try:
         fmt = fmt if fmt in ("kv", "glove") else _sniff_format(path)

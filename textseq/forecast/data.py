@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from textseq.errors import TextseqError, check_choice
+from textseq.io import check_input_file
 
 FILL_POLICIES = ("none", "ffill", "interpolate", "drop")
 MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}
@@ -130,10 +131,7 @@ def fill_missing(values: np.ndarray, columns: list[str], policy: str, rows: np.n
 def _read_table(path: Path, encoding: str):
     import pandas as pd
 
-    if not path.exists():
-        raise TextseqError(f"data file {path} does not exist")
-    if path.is_dir():
-        raise TextseqError(f"data file {path} is a directory")
+    check_input_file(path, "data file")
     try:
         # blank lines are kept (as missing rows): skipping them would silently shift the time axis;
         # index_col=False + ParserWarning as an error: rows longer than the header would otherwise
@@ -210,17 +208,30 @@ def load_csv(path: str | os.PathLike, target: str | None = None, inputs: list[st
     target, inputs = _choose_columns(list(table.columns), target, inputs, date_column)
     columns = list(dict.fromkeys([target, *inputs]))
     values, keep = fill_missing(parse_columns(table, columns), columns, fill)
+    check_finite(values, columns)
     table = table[keep].reset_index(drop=True)
     dates, freq = _parse_dates(table, date_column) if date_column else (None, None)
     return SeriesData(values, columns, target, inputs, dates, freq, name=path.name)
 
 
+# Scaling squares the values (a variance): beyond this magnitude the squares overflow to inf and every metric
+# turns into NaN, so such values are refused where they are read.
+MAX_MAGNITUDE = 1e150
+
+
 def check_finite(values: np.ndarray, columns: list[str]) -> None:
-    """NaN/inf reaching the model is always a bug in the data: name the first bad cell."""
+    """NaN/inf (or values so large that scaling overflows) reaching the model is always a bug in the data:
+    name the first bad cell."""
     bad = np.argwhere(~np.isfinite(values))
     if len(bad):
         row, col = (int(i) for i in bad[0])
         raise TextseqError(f"non-finite value {values[row, col]} in column {columns[col]!r} at row {row + 1}")
+    huge = np.argwhere(np.abs(values) > MAX_MAGNITUDE)
+    if len(huge):
+        row, col = (int(i) for i in huge[0])
+        raise TextseqError(f"value {values[row, col]:g} in column {columns[col]!r} at row {row + 1} is too large "
+                           f"to model (beyond {MAX_MAGNITUDE:g} scaling overflows); rescale the column, e.g. "
+                           "express it in millions")
 
 
 def future_labels(series: SeriesData, steps: int) -> list[str]:

@@ -9,6 +9,7 @@ the tail of the stream), so no text leaks between them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -100,15 +101,28 @@ def _load_preprocessed(directory: Path, vocab: Vocab | None) -> LMData:
     if vocab is not None and vocab.itos != stored.itos:
         raise TextseqError(f"the vocabulary in {directory} differs from the checkpoint's; "
                            "train on the same preprocessed data")
-    from textseq.text.preprocess import load_pipeline_record
+    from textseq.text.preprocess import check_output_set, load_pipeline_record
 
     pipeline = load_pipeline_record(directory)[0].to_dict()
-    ids = np.load(directory / "ids.npy", mmap_mode="r")
+    try:
+        ids = np.load(directory / "ids.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TextseqError(f"{directory / 'ids.npy'} is not a readable id stream ({type(exc).__name__})") from None
     if ids.ndim != 1:
         raise TextseqError(f"{directory / 'ids.npy'} must be a 1-D id stream")
+    check_output_set(directory, ids, len(stored))
     if EOS not in stored:
         raise TextseqError(f"the vocabulary in {directory} has no {EOS} token")
     return LMData(ids, stored, pipeline, [str(directory.resolve())])
+
+
+def stream_digest(ids: np.ndarray, chunk: int = 1 << 20) -> str:
+    """A digest of the id stream's content, the same for a memory-mapped uint16/uint32 stream and the int64
+    stream of the same text (read in chunks: the stream is never copied whole)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(ids), chunk):
+        digest.update(np.ascontiguousarray(ids[start:start + chunk], dtype="<i8").tobytes())
+    return digest.hexdigest()
 
 
 def split_stream(ids: np.ndarray, valid_ratio: float = 0.1, test_ratio: float = 0.0) -> StreamSplit:

@@ -27,7 +27,7 @@ from textseq.lm.data import load_lm_data, split_docs, split_stream
 from textseq.lm.mix import load_partner, mixed_nll, parse_mix
 from textseq.lm.report import metric_name, metric_value
 from textseq.text.pipeline import Pipeline
-from textseq.vocab import EOS, Vocab
+from textseq.vocab import EOS, UNK, Vocab
 
 IGNORE = -100
 FREE_RUNNING_ROWS = 256  # rollouts run in parallel over this many stretches of the text
@@ -186,11 +186,19 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import LMCheckpoint
 
+    if stride is not None and stride < 1:
+        raise TextseqError(f"--stride must be at least 1 (0: the horizon), got {stride}")
+    if horizon < 0:
+        raise TextseqError(f"the horizon (-k) must be 0 (no rollouts) or positive, got {horizon}")
     ckpt = LMCheckpoint.load(checkpoint, pick_device(device))
     vocab, level = ckpt.vocab, ckpt.level
     id_docs = heldout_ids(text, ckpt.pipeline, vocab)
     eos = vocab.stoi[EOS]
     stream = np.asarray([eos] + [i for doc in id_docs for i in doc + [eos]], dtype=np.int64)
+    unk = vocab.stoi.get(UNK)
+    if unk is not None and len(stream) > 1 and np.all(stream[stream != eos] == unk):
+        raise TextseqError(f"none of the tokens of {text} is known to the model (all read as {UNK}); "
+                           "evaluate on text like the training text")
     lm_logp = token_logprobs(ckpt.model, stream, batch_size, ckpt.train_config.get("bptt", 35))
     rows = [_row("RNN teacher-forced", float(-lm_logp.mean()), level)]
     horizons: list[float] = []

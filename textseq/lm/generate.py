@@ -30,37 +30,73 @@ def encode_prompt(text: str, pipeline, vocab: Vocab) -> Prompt:
 
 
 class TextStreamer:
-    """Turns generated ids into text increments (word-level detokenization looks at the whole line,
-    so only the open line is detokenized again per token; finished lines are kept as text)."""
+    """Turns generated ids into text increments that are never taken back, and the final text is exactly
+    what was written: ``"".join(increments) == streamer.close()``.
+
+    Word-level detokenization looks at neighbouring tokens (a straight quote opens or closes, punctuation
+    attaches to the word before it), so the text of the newest tokens can still change. The open line's text
+    is written only as far as it agrees with the text of the line without its last ``HOLD`` tokens; a finished
+    line (``<eos>``) and ``close()`` write the rest. In the rare case that the text of a token already written
+    changes later, what was written stands and only the new tail is added, so the two texts stay equal.
+    Only the open line is detokenized per token: finished lines are kept as text.
+    """
+
+    HOLD = 2
 
     def __init__(self, pipeline, vocab: Vocab, prefix_tokens: list[str], write: Callable[[str], None]):
-        self.pipeline, self.vocab, self.write = pipeline, vocab, write
+        self.pipeline, self.vocab, self._write = pipeline, vocab, write
         self.finished = ""  # the text of the completed lines, each ending in "\n"
         self.line: list[str] = list(prefix_tokens)
-        self.shown = self.text()
+        self.written = ""
+        self.hold = 0 if pipeline.cfg.tokenize.level == "char" else self.HOLD  # characters are only appended
 
-    def text(self) -> str:
-        return self.finished + self.pipeline.detokenize(self.line)
+    def _emit(self, target: str, final: bool) -> None:
+        """Write ``target`` beyond what was written, if it extends it (always when ``final``)."""
+        if target.startswith(self.written):
+            piece = target[len(self.written):]
+        elif final:  # the detokenizer rewrote text already written: keep it, add the new tail
+            piece = target[len(self.written):] if len(target) > len(self.written) else ""
+        else:
+            return
+        if piece:
+            self.written += piece
+            self._write(piece)
+
+    def _stable_text(self) -> str:
+        full = self.pipeline.detokenize(self.line)
+        if not self.hold:
+            return self.finished + full
+        held = self.pipeline.detokenize(self.line[:-self.hold]) if len(self.line) > self.hold else ""
+        agree = len(os.path.commonprefix([full, held]))
+        return self.finished + full[:agree]
+
+    def start(self) -> str:
+        """Write the prompt's text (as far as it is stable) and return it."""
+        self._emit(self._stable_text(), final=False)
+        return self.written
 
     def __call__(self, token_id: int) -> None:
         token = self.vocab.itos[token_id]
         if token == EOS:
-            self.finished, self.line = self.text() + "\n", []
+            self._emit(self.finished + self.pipeline.detokenize(self.line) + "\n", final=True)
+            self.finished, self.line = self.written, []
         else:
             self.line.append(token)
-        text = self.text()
-        if text.startswith(self.shown):
-            self.write(text[len(self.shown):])
-            self.shown = text
+            self._emit(self._stable_text(), final=False)
+
+    def close(self) -> str:
+        """Write the rest of the open line; returns the whole text written."""
+        self._emit(self.finished + self.pipeline.detokenize(self.line), final=True)
+        return self.written
 
 
 def continuation_text(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int]) -> str:
-    """The full text (prompt + generated) of one sample."""
-    pieces: list[str] = []
-    streamer = TextStreamer(pipeline, vocab, prompt.tokens, pieces.append)
+    """The full text (prompt + generated) of one sample, exactly as :class:`TextStreamer` writes it."""
+    streamer = TextStreamer(pipeline, vocab, prompt.tokens, lambda piece: None)
+    streamer.start()
     for token_id in ids:
         streamer(token_id)
-    return streamer.text()
+    return streamer.close()
 
 
 def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
@@ -94,13 +130,13 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
     encoded = encode_prompt(prompt, pipeline, vocab)
     if encoded.unknown and warn is not None:
         warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")
-    on_token = None
-    if on_text is not None and cfg.num_samples == 1:
-        streamer = TextStreamer(pipeline, vocab, encoded.tokens, on_text)
-        on_text(streamer.shown)
-        on_token = streamer
-    samples = generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS], on_token=on_token)
-    return [continuation_text(pipeline, vocab, encoded, ids) for ids in samples], encoded
+    if on_text is None or cfg.num_samples != 1:
+        samples = generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS])
+        return [continuation_text(pipeline, vocab, encoded, ids) for ids in samples], encoded
+    streamer = TextStreamer(pipeline, vocab, encoded.tokens, on_text)
+    streamer.start()
+    generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS], on_token=streamer)
+    return [streamer.close()], encoded
 
 
 def _with_cache(model, data: dict, cache: str | int | None):

@@ -19,6 +19,10 @@ from textseq.lm.model import RNNLanguageModel
 from textseq.models.cells import Hidden
 from textseq.settings import Settings
 
+# Below this, log-probabilities divided by the temperature overflow to -inf for every token (no distribution
+# is left to sample from); 0 already means "the most likely token".
+MIN_TEMPERATURE = 0.01
+
 
 @dataclass
 class SamplingConfig(Settings):
@@ -36,8 +40,9 @@ class SamplingConfig(Settings):
     def validate(self) -> None:
         if self.max_tokens < 0:
             raise TextseqError(f"max_tokens must be >= 0, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise TextseqError(f"temperature must be >= 0, got {self.temperature}")
+        if self.temperature != 0 and not MIN_TEMPERATURE <= self.temperature:
+            raise TextseqError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got "
+                               f"{self.temperature:g}")
         if self.top_k < 0:
             raise TextseqError(f"top_k must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:

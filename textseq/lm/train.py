@@ -37,7 +37,9 @@ as if the run had not been interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import signal
 import threading
@@ -53,13 +55,13 @@ from torch.optim.swa_utils import AveragedModel
 
 from textseq import distributed as dist_util
 from textseq.errors import TextseqError, check_choice
-from textseq.io import check_output, check_output_dir
+from textseq.io import LOCK_SUFFIX, OutputLock, check_output, check_output_dir, lock_owner
 from textseq.lm.auto import MIN_COUNT as AUTO_MIN_COUNT
 from textseq.lm.auto import MODEL_FIELDS as AUTO_MODEL_FIELDS
 from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
 from textseq.lm.auto import choose as choose_auto
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
-from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream
+from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream, stream_digest
 from textseq.lm.evaluate import evaluate_stream, stream_rows
 from textseq.lm.model import LMConfig, RNNLanguageModel
 from textseq.lm.report import describe, plot_history
@@ -84,6 +86,7 @@ AVERAGES = ("off", "nt")
 # NT-ASGD (Merity et al. 2017): averaging starts once a validation is worse than the best of those before
 # the last NONMONO ones.
 NONMONO = 3
+LOCK_NAME = ".textseq.lock"  # in a run directory, while a process trains into it
 # Steps over which a time-driven scheduled-sampling decay is laid out when the run has no step bound.
 NOMINAL_SCHEDULE_STEPS = 10_000
 
@@ -202,6 +205,7 @@ class Progress:
     step: int = 0
     tokens: int = 0  # tokens trained on, all ranks
     data_tokens: int = 0  # length of the id stream, to refuse resuming on different data
+    data_digest: str | None = None  # its content (lm.data.stream_digest); None in older checkpoints
     best_valid: float | None = None
     bad_evals: int = 0
     history: dict = field(default_factory=lambda: {"train": [], "valid": []})
@@ -223,6 +227,22 @@ class RunPaths:
     ngram: Path  # the Kneser-Ney partner of best.pt (see textseq.lm.mix)
     directory: Path | None
 
+    @property
+    def lock(self) -> Path:
+        """Held by the process writing this output (see textseq.io.OutputLock)."""
+        return self.directory / LOCK_NAME if self.directory is not None else self.best.with_name(
+            self.best.name + LOCK_SUFFIX)
+
+    @staticmethod
+    def output_of_checkpoint(checkpoint: str | Path) -> str:
+        """The output a checkpoint belongs to: RUN for RUN/last.pt or RUN/best.pt, model.pt for model.last.pt."""
+        path = Path(checkpoint)
+        if path.name in ("best.pt", "last.pt"):
+            return str(path.parent)
+        if path.name.endswith(".last.pt"):
+            return str(path.with_name(path.name[: -len(".last.pt")] + ".pt"))
+        return str(path)
+
     @classmethod
     def for_output(cls, output: str) -> RunPaths:
         out = Path(output)
@@ -231,12 +251,18 @@ class RunPaths:
                        out.with_name(out.stem + ".ngram.npz"), None)
         return cls(out / "best.pt", out / "last.pt", out / "loss.png", out / "ngram.npz", out)
 
-    def refuse_existing(self, force: bool) -> None:
-        """Fail fast, before any work and without creating anything, if outputs would be overwritten."""
+    def refuse_existing(self, force: bool, check_lock: bool = True) -> None:
+        """Fail fast, before any work and without creating anything, if outputs would be overwritten or another
+        process is writing them (``--force`` does not override that)."""
+        owner = lock_owner(self.lock) if check_lock else None
+        if owner is not None:
+            raise TextseqError(f"output {self.directory or self.best} is in use by another textseq process "
+                               f"(pid {owner}); wait for it to finish or choose another output")
         if self.directory is not None:
             if self.directory.exists() and not self.directory.is_dir():
                 raise TextseqError(f"output {self.directory} exists and is not a directory")
-            if self.directory.is_dir() and any(self.directory.iterdir()) and not force:
+            others = self.directory.is_dir() and any(p.name != LOCK_NAME for p in self.directory.iterdir())
+            if others and not force:
                 raise TextseqError(f"output directory {self.directory} is not empty (use --force to overwrite)")
             return
         for path in (self.best, self.last):
@@ -245,11 +271,30 @@ class RunPaths:
 
     def prepare(self, force: bool) -> None:
         """Create the output location (once data and model are built, so bad input leaves nothing behind)."""
+        self.refuse_existing(force, check_lock=False)  # the lock is taken next (Trainer), atomically
         if self.directory is not None:
-            check_output_dir(self.directory, force)
+            check_output_dir(self.directory, force=True)
         else:
             check_output(self.best, force)
             check_output(self.last, force)
+
+
+def check_fits_in_memory(cfg: LMConfig) -> None:
+    """Refuse, before anything is allocated or written, a model whose training state (weights, gradients and
+    two Adam moments, 16 bytes per parameter) would not fit in this machine's memory."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}.get(cfg.cell, 4)
+    h, e, v = cfg.hidden_size, cfg.emb_size or cfg.hidden_size, cfg.vocab_size
+    recurrent = sum(gates * ((e if layer == 0 else h) * h + h * h + 2 * h) for layer in range(cfg.num_layers))
+    output = 0 if cfg.tie_weights else h * v
+    need = 16 * (v * e + recurrent + output)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not available on this platform: let allocation decide
+        return
+    if need > total:
+        raise TextseqError(f"a {cfg.num_layers}x{h} model with a vocabulary of {v:,} needs about "
+                           f"{need / 2**30:,.0f} GB to train; this machine has {total / 2**30:,.0f} GB; "
+                           "choose a smaller --hidden/--emb")
 
 
 def seed_everything(seed: int) -> None:
@@ -268,17 +313,23 @@ class Trainer:
 
     def __init__(self, cfg: LMTrainConfig, model_settings: dict, info: dist_util.DistInfo,
                  resume: dict | None = None, quiet: bool = False, force: bool = False,
-                 on_step: Callable[[Trainer], None] | None = None):
+                 on_step: Callable[[Trainer], None] | None = None, lock: OutputLock | None = None,
+                 new_output: bool = True):
         self.cfg, self.info, self.on_step = cfg, info, on_step
         self.paths = RunPaths.for_output(cfg.output)
         self.auto_model: dict = {}
         self.auto_reasons: list[str] = []
         self._load_data(resume)
         self._build_model({**self.auto_model, **model_settings} if resume is None else resume["model_config"])
-        if resume is None:  # only once data and model settings proved valid: bad input leaves nothing behind
+        # only once data and model settings proved valid: bad input leaves nothing behind
+        if new_output:
             self.paths.prepare(force)
-            dist_util.barrier(info)
-        self.progress, self.hidden = Progress(data_tokens=len(self.data.ids)), None
+        if lock is not None and info.is_main:
+            lock.acquire()
+        dist_util.barrier(info)
+        self.data_digest = stream_digest(self.data.ids)
+        self.progress = Progress(data_tokens=len(self.data.ids), data_digest=self.data_digest)
+        self.hidden = None
         self.np_rng = np.random.default_rng(cfg.seed)
         seed_everything(cfg.seed + info.rank)
         if resume is not None:
@@ -359,7 +410,12 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         lm_cfg = LMConfig.from_dict({**settings, "vocab_size": len(self.data.vocab)})
-        self.lm = RNNLanguageModel(lm_cfg)
+        check_fits_in_memory(lm_cfg)
+        try:
+            self.lm = RNNLanguageModel(lm_cfg)
+        except (RuntimeError, MemoryError):
+            raise TextseqError(f"cannot allocate a {lm_cfg.num_layers}x{lm_cfg.hidden_size} model with a "
+                               f"vocabulary of {lm_cfg.vocab_size:,}; choose a smaller --hidden/--emb") from None
         if cfg.embeddings:
             self._load_embeddings()
         self.lm.to(info.device)
@@ -404,6 +460,10 @@ class Trainer:
         if self.progress.data_tokens != len(self.data.ids):
             raise TextseqError(f"the training data changed since the checkpoint ({self.progress.data_tokens} "
                                f"tokens then, {len(self.data.ids)} now); resume on the same data")
+        if self.progress.data_digest not in (None, self.data_digest):
+            raise TextseqError("the training data changed since the checkpoint (same length, different "
+                               "content); resume on the same data")
+        self.progress.data_digest = self.data_digest
 
     def _local_hidden(self, hidden):
         """This rank's block of the saved (all-streams) hidden state."""
@@ -729,14 +789,25 @@ def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None =
     # absolute paths in the stored config: a resume may start from another working directory
     cfg = replace(cfg, data=str(Path(cfg.data).resolve()), output=str(Path(cfg.output).resolve()))
     info = dist_util.setup(cfg.device)
+    paths = RunPaths.for_output(cfg.output)
+    lock = OutputLock(paths.lock, f"output {paths.directory or paths.best}")
+    created = paths.directory is not None and not paths.directory.exists()
     try:
         ckpt = read_lm(resume) if resume else None
-        if ckpt is None:
-            RunPaths.for_output(cfg.output).refuse_existing(force)
-        result = Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, force=force, on_step=on_step).run()
+        # a resumed run continues in its own output; any other output must be free (or --force)
+        in_place = ckpt is not None and Path(cfg.output) == Path(RunPaths.output_of_checkpoint(resume)).resolve()
+        if not in_place:
+            paths.refuse_existing(force, check_lock=info.is_main)
+        trainer = Trainer(cfg, settings, info, resume=ckpt, quiet=quiet, force=force, on_step=on_step, lock=lock,
+                          new_output=not in_place)
+        result = trainer.run()
         dist_util.barrier(info)  # no rank tears gloo down while another still talks to it (it aborts then)
         return result
     finally:
+        lock.release()
+        if created and info.is_main:  # a run that failed before writing anything leaves no empty directory
+            with contextlib.suppress(OSError):
+                paths.directory.rmdir()
         dist_util.teardown(info)
 
 
@@ -757,6 +828,8 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
         ckpt = read_lm(resume)
         train_base = dict(ckpt["train_config"])
         model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
+    if resume:  # a resumed run continues where its checkpoint is (not where the copied run came from)
+        train_base["output"] = RunPaths.output_of_checkpoint(resume)
     if config_file:
         tables = load_toml(config_file, ("train", "model"))
         train_base.update(tables["train"])

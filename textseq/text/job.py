@@ -125,7 +125,7 @@ class TokenSpill:
         self.term[ids] += chunk.term
         self.doc[ids] += chunk.doc
         to_global = np.concatenate(([LINE_END], ids)).astype(np.uint32)
-        to_global[chunk.ids].tofile(self._file)
+        self._file.write(to_global[chunk.ids].tobytes())  # file.write: a full disk is ENOSPC (tofile hides it)
         self.n_docs += chunk.docs
         self.n_ids += len(chunk.ids)
 
@@ -166,18 +166,13 @@ class TokenSpill:
         """Write the encoded stream as a .npy file (uint16 when the vocabulary fits, else uint32)."""
         dtype = np.dtype(np.uint16 if len(vocab) <= 1 << 16 else np.uint32)
         id_map = self.id_map(vocab).astype(dtype)
-        with atomic_path(path) as tmp:
-            header = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.n_ids,))
-            offset = header.offset
-            del header
-            # One short-lived mapping per block: written pages of a single big mapping would all
-            # count in this process's RSS, which would then grow with the corpus.
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (self.n_ids,)}
+        # Plain writes, block by block: memory stays flat, and a full disk is an OSError (ENOSPC) rather than
+        # the SIGBUS a memory-mapped file gets when the disk fills up under its pages.
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
             for block in self.id_blocks():
-                window = np.memmap(tmp, dtype=dtype, mode="r+", offset=offset, shape=(len(block),))
-                window[:] = id_map[block]
-                window.flush()
-                del window
-                offset += len(block) * dtype.itemsize
+                fh.write(id_map[block].tobytes())
         return dtype
 
     def docs(self, start: int = 0, stop: int | None = None) -> SpillDocs:

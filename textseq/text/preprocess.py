@@ -1,26 +1,26 @@
 """``preprocess``: sources -> token id stream (ids.npy), vocab.json, pipeline.json, stats.json, features/.
 
 Two passes over the tokens, one over the text: the count pass tokenizes and spills provisional
-ids to a temporary file in the output directory; once the vocabulary is known, the encode pass
+ids to a temporary file in the set being built; once the vocabulary is known, the encode pass
 maps them to final ids with numpy. Features read their documents back from the spill.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from textseq.errors import TextseqError
-from textseq.io import atomic_open, atomic_write_text, check_output_dir
+from textseq.errors import TextseqError, check_choice
+from textseq.io import atomic_open, atomic_write_text, building_output_set
 from textseq.settings import Settings
 from textseq.text.job import SpillDocs, TokenSpill, count_pass
 from textseq.text.pipeline import PipelineConfig
-from textseq.text.reader import MAX_LINE_MB, LineReader
+from textseq.text.reader import DECODE_ERRORS, MAX_LINE_MB, LineReader
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
@@ -51,6 +51,7 @@ class PreprocessConfig(Settings):
     vocab: VocabConfig = field(default_factory=VocabConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoding: str = "utf-8"
+    errors: str = "strict"  # undecodable bytes: strict (stop with an error) | replace (U+FFFD) | ignore (drop)
     max_line_mb: float = float(MAX_LINE_MB)
     workers: int = 1
     keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
@@ -59,6 +60,7 @@ class PreprocessConfig(Settings):
         super().validate()
         if self.workers < 1:
             raise TextseqError(f"--workers must be at least 1, got {self.workers}")
+        check_choice("errors", self.errors, DECODE_ERRORS)
         if not self.max_line_mb > 0:
             raise TextseqError(f"--max-line-mb must be positive, got {self.max_line_mb}")
         if EOS not in self.vocab.specials:
@@ -89,40 +91,41 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
                ) -> PreprocessStats:
     """Run the pipeline over ``sources`` and write everything to ``out_dir``; return the statistics.
 
-    ``on_progress(bytes_read, total_bytes_or_None)`` is called after every chunk.
+    The output set is built in a hidden directory beside ``out_dir`` (the token spill included) and swapped
+    in whole at the end: a failure, Ctrl-C, SIGTERM or a full disk leaves an earlier output whole and nothing
+    behind (``textseq.io.building_output_set``). ``on_progress(bytes_read, total_bytes_or_None)`` is called
+    after every chunk.
     """
     cfg = cfg or PreprocessConfig()
     cfg.validate()  # again: the config may have been changed in place
-    reader = LineReader(sources, cfg.encoding, max_line_mb=cfg.max_line_mb)
-    created = not Path(out_dir).exists()
-    out = check_output_dir(out_dir, force)
-    try:
-        return _run(reader, out, cfg, on_progress)
-    except BaseException:
-        if created:  # a failed run leaves nothing behind, not even an empty directory
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    reader = LineReader(sources, cfg.encoding, max_line_mb=cfg.max_line_mb, errors=cfg.errors)
+    out = Path(out_dir)
+    with building_output_set(out, force, marker=PIPELINE_FILE) as build:
+        return _run(reader, build, out, cfg, on_progress)
 
 
-def _run(reader: LineReader, out: Path, cfg: PreprocessConfig,
+def _run(reader: LineReader, build: Path, out: Path, cfg: PreprocessConfig,
          on_progress: Callable[[int, int | None], None] | None) -> PreprocessStats:
+    """Write the set into ``build``; the paths it reports are those it will have in ``out``."""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=out, prefix=".spill-") as tmp:
+    with tempfile.TemporaryDirectory(dir=build, prefix=".spill-") as tmp:
         spill = _count(reader, cfg, Path(tmp) / "tokens.u32", on_progress)
         vocab = Vocab.build(spill.token_counts(), cfg.vocab)
-        dtype = spill.write_ids(out / IDS_FILE, vocab)
-        vocab.save(out / VOCAB_FILE)
-        outputs = {"ids": str(out / IDS_FILE), "vocab": str(out / VOCAB_FILE), "pipeline": str(out / PIPELINE_FILE)}
-        features = write_features(spill, vocab, cfg.features, out / FEATURES_DIR, outputs)
+        dtype = spill.write_ids(build / IDS_FILE, vocab)
+        vocab.save(build / VOCAB_FILE)
+        outputs = {"ids": IDS_FILE, "vocab": VOCAB_FILE, "pipeline": PIPELINE_FILE}
+        features = write_features(spill, vocab, cfg.features, build / FEATURES_DIR, outputs)
         oov = spill.oov_tokens(vocab)
         stats = PreprocessStats(
             files=len(reader.sources), lines=reader.lines_read, docs=spill.n_docs, tokens=spill.n_tokens,
             types=len(spill.stoi), vocab_size=len(vocab), oov_tokens=oov, oov_rate=oov / spill.n_tokens,
             bytes=reader.bytes_read, seconds=time.perf_counter() - start, mb_per_s=0.0, ids_dtype=dtype.name,
-            top_tokens=_top_tokens(vocab), outputs=outputs, features=features)
+            top_tokens=_top_tokens(vocab), outputs={k: str(out / v) for k, v in outputs.items()},
+            features=features)
     stats.mb_per_s = stats.bytes / 1e6 / stats.seconds
-    atomic_write_text(out / PIPELINE_FILE, json.dumps(pipeline_record(cfg, stats), ensure_ascii=False, indent=1))
-    atomic_write_text(out / STATS_FILE, json.dumps(asdict(stats), ensure_ascii=False, indent=1))
+    record = pipeline_record(cfg, stats, file_digest(build / VOCAB_FILE))
+    atomic_write_text(build / PIPELINE_FILE, json.dumps(record, ensure_ascii=False, indent=1))
+    atomic_write_text(build / STATS_FILE, json.dumps(asdict(stats), ensure_ascii=False, indent=1))
     return stats
 
 
@@ -142,11 +145,33 @@ def _count(reader: LineReader, cfg: PreprocessConfig, spill_path: Path,
     return spill
 
 
-def pipeline_record(cfg: PreprocessConfig, stats: PreprocessStats) -> dict:
-    """What training and generation need to tokenize and read ids exactly as preprocessing did."""
+def pipeline_record(cfg: PreprocessConfig, stats: PreprocessStats, vocab_digest: str = "") -> dict:
+    """What training and generation need to tokenize and read ids exactly as preprocessing did; the length of
+    ids.npy and the digest of vocab.json tie the three files of the set together (see check_output_set)."""
     return {"pipeline": cfg.pipeline.to_dict(), "vocab": asdict(cfg.vocab),
             "ids": {"file": IDS_FILE, "dtype": stats.ids_dtype, "length": stats.tokens + stats.docs,
-                    "docs": stats.docs, "eos": EOS}}
+                    "docs": stats.docs, "eos": EOS},
+            "vocab_file": {"size": stats.vocab_size, "sha256": vocab_digest}}
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_output_set(directory: Path, ids, vocab_size: int) -> None:
+    """Refuse a preprocess directory whose ids.npy, vocab.json and pipeline.json were not written together
+    (a mixture of two runs, a hand-edited file) or whose ids do not fit the vocabulary."""
+    data = json.loads((directory / PIPELINE_FILE).read_text(encoding="utf-8"))
+    record, stored = data.get("ids", {}), data.get("vocab_file")
+    redo = "; run textseq preprocess again"
+    if ids.dtype.kind not in "iu":
+        raise TextseqError(f"{directory / IDS_FILE} holds {ids.dtype} values, not token ids{redo}")
+    if record.get("length") != len(ids) or (stored and (stored.get("size") != vocab_size or
+                                                        stored.get("sha256") != file_digest(directory / VOCAB_FILE))):
+        raise TextseqError(f"the files in {directory} do not belong together (ids.npy, vocab.json and "
+                           f"pipeline.json come from different runs or were edited){redo}")
+    if len(ids) and (int(ids.max()) >= vocab_size or int(ids.min()) < 0):
+        raise TextseqError(f"{directory / IDS_FILE} holds ids outside the vocabulary of {vocab_size}{redo}")
 
 
 def load_pipeline_record(out_dir: str | Path) -> tuple[PipelineConfig, VocabConfig]:
@@ -181,7 +206,8 @@ def heldout_split(docs: SpillDocs, ratio: float) -> tuple[SpillDocs, SpillDocs]:
 
 def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Path,
                    outputs: dict[str, str]) -> dict:
-    """Compute the requested features from the spilled documents; return their summary numbers."""
+    """Compute the requested features from the spilled documents into ``out``; return their summary numbers
+    (``outputs`` gains each file's path relative to the output set)."""
     if not (cfg.bow or cfg.ngrams or cfg.ngram_lm_order or cfg.word2vec is not None):
         return {}
     out.mkdir(exist_ok=True)
@@ -189,16 +215,16 @@ def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Pat
     summary: dict = {}
     if cfg.bow:
         summary["bow"] = _write_bow(docs, vocab, out / "bow.npz")
-        outputs["bow"] = str(out / "bow.npz")
+        outputs["bow"] = f"{FEATURES_DIR}/bow.npz"
     if cfg.ngrams:
         summary["ngrams"] = _write_ngrams(docs, cfg.ngrams, out / "ngrams.tsv")
-        outputs["ngrams"] = str(out / "ngrams.tsv")
+        outputs["ngrams"] = f"{FEATURES_DIR}/ngrams.tsv"
     if cfg.ngram_lm_order:
         summary["ngram_lm"] = _write_ngram_lm(docs, vocab, cfg, out / "ngram_lm.npz")
-        outputs["ngram_lm"] = str(out / "ngram_lm.npz")
+        outputs["ngram_lm"] = f"{FEATURES_DIR}/ngram_lm.npz"
     if cfg.word2vec is not None:
         summary["word2vec"] = _write_word2vec(docs, cfg.word2vec, out / "word2vec.txt")
-        outputs["word2vec"] = str(out / "word2vec.txt")
+        outputs["word2vec"] = f"{FEATURES_DIR}/word2vec.txt"
     return summary
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 
 TEXT_SUFFIXES = (".txt", ".text")  # in directories; a file named explicitly is read whatever its name
 STDIN = "-"
@@ -29,6 +29,15 @@ def _is_text_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and name.endswith(TEXT_SUFFIXES)
 
 
+# A directory holding one of these was written by textseq (preprocess output, run directory): its files
+# (features/word2vec.txt, ...) are never read back as corpus.
+OUTPUT_MARKERS = ("pipeline.json", "best.pt", "last.pt")
+
+
+def textseq_outputs(root: Path) -> set[Path]:
+    return {marker.parent for name in OUTPUT_MARKERS for marker in root.rglob(name) if marker.is_file()}
+
+
 def expand_sources(sources: Iterable[str | Path]) -> list[Path | str]:
     """Files as given, directories as their text files (sorted, recursive), "-" for stdin."""
     expanded: list[Path | str] = []
@@ -38,10 +47,14 @@ def expand_sources(sources: Iterable[str | Path]) -> list[Path | str]:
             continue
         path = Path(source)
         if path.is_dir():
+            outputs = textseq_outputs(path)
             files = sorted(p for p in path.rglob("*")
-                           if _is_text_file(p) and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                           if _is_text_file(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                           and not any(output in p.parents for output in outputs))
             if not files:
-                raise TextseqError(f"directory {path} has no text files ({', '.join(TEXT_SUFFIXES)}, or .gz)")
+                skipped = " (textseq outputs inside it are skipped)" if outputs else ""
+                raise TextseqError(f"directory {path} has no text files ({', '.join(TEXT_SUFFIXES)}, or .gz)"
+                                   f"{skipped}")
             expanded.extend(files)
         elif path.is_file():
             expanded.append(path)
@@ -52,6 +65,9 @@ def expand_sources(sources: Iterable[str | Path]) -> list[Path | str]:
     if not expanded:
         raise TextseqError("no input given")
     return expanded
+
+
+DECODE_ERRORS = ("strict", "replace", "ignore")
 
 
 def check_encoding(encoding: str) -> str:
@@ -75,7 +91,9 @@ class LineReader:
     """
 
     def __init__(self, sources: Iterable[str | Path], encoding: str = "utf-8", block_size: int = 1 << 18,
-                 max_line_mb: float = MAX_LINE_MB):
+                 max_line_mb: float = MAX_LINE_MB, errors: str = "strict"):
+        check_choice("errors", errors, DECODE_ERRORS)
+        self.errors = errors  # what to do with undecodable bytes: stop, replace with U+FFFD, or drop them
         if not 0 < max_line_mb < math.inf:  # also refuses nan and inf, which int() below cannot take
             raise TextseqError(f"the line length limit must be positive, got {max_line_mb} MB")
         self.encoding = check_encoding(encoding)
@@ -103,13 +121,16 @@ class LineReader:
         decode = codecs.getdecoder(self.encoding)
         first_line = self.lines_read + 1
         with _open_binary(source) as fh:
-            carry = b""
+            carry, first = b"", True
             while True:
                 try:
                     data = fh.read(self.block_size)
                 except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                     raise TextseqError(f"{name} is not a valid gzip file ({exc or type(exc).__name__}) "
                                        f"near line {self.lines_read - first_line + 2}") from None
+                if first:
+                    _refuse_utf16(name, data, self.encoding)
+                    first = False
                 if b"\x00" in data:
                     before = carry + data[:data.index(b"\x00")]
                     line = self.lines_read - first_line + 2 + before.count(b"\n")
@@ -131,7 +152,7 @@ class LineReader:
 
     def _decode(self, raw: bytes, decode, name: str, lines_before: int) -> list[str]:
         try:
-            text = decode(raw)[0]
+            text = decode(raw, self.errors)[0]
         except UnicodeDecodeError as exc:
             line = lines_before + raw[:exc.start].count(b"\n") + 1
             raise TextseqError(_decode_message(name, line, raw, exc, self.encoding)) from None
@@ -150,9 +171,38 @@ class LineReader:
 
 
 def _decode_message(name: str, line: int, raw: bytes, exc: UnicodeDecodeError, encoding: str) -> str:
-    hint = "try --encoding gb18030" if encoding.replace("_", "-") == "utf-8" else "check --encoding"
     column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
-    return f"cannot decode {name} line {line} as {encoding} (byte 0x{raw[exc.start]:02x} at byte {column}); {hint}"
+    where = f"{name} line {line}"
+    if exc.end == len(raw) and "end of data" in exc.reason:  # the last bytes start a character never finished
+        return (f"{where} ends in the middle of a {encoding} character (a file cut short?); "
+                "read it with --errors replace (or ignore)")
+    hint = ("a UTF-8 file with a few bad bytes: --errors replace (or ignore); Chinese text in another "
+            "encoding: --encoding gb18030" if encoding.replace("_", "-") == "utf-8" else
+            "check --encoding, or --errors replace")
+    return f"cannot decode {where} as {encoding} (byte 0x{raw[exc.start]:02x} at byte {column}); {hint}"
+
+
+def _reads_as_utf16(sample: bytes) -> bool:
+    """Whether bytes with NULs in them are UTF-16 text: they decode, and into printable text with newlines."""
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = sample.decode(codec, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+        if "\n" in text and printable >= 0.95 * len(text):
+            return True
+    return False
+
+
+def _refuse_utf16(name: str, head: bytes, encoding: str) -> None:
+    """UTF-16 (a byte-order mark, or every other byte NUL) cannot be read line by line in blocks."""
+    sample = head[:4000 - 4000 % 2]
+    bom = sample[:2] in (b"\xff\xfe", b"\xfe\xff")
+    guessed = len(sample) >= 64 and b"\x00" in sample and _reads_as_utf16(sample)  # too short to tell otherwise
+    if (bom or guessed) and "16" not in encoding:
+        raise TextseqError(f"{name} is UTF-16 text; convert it to UTF-8 first, e.g. "
+                           f"iconv -f UTF-16 -t UTF-8 {name} > {Path(name).stem}.utf8.txt")
 
 
 def _open_binary(source: Path | str) -> contextlib.AbstractContextManager[BinaryIO]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textseq.errors import TextseqError
+from textseq.io import check_input_file
 from textseq.settings import Settings
 
 
@@ -18,11 +19,9 @@ class StopwordConfig(Settings):
 
 def load_stopword_file(path: str | Path) -> tuple[str, ...]:
     """One word per line, UTF-8; blank lines and lines starting with '#' are ignored."""
-    path = Path(path)
+    path = check_input_file(path, "stopword file")
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise TextseqError(f"stopword file {path} does not exist") from None
     except UnicodeDecodeError:
         raise TextseqError(f"stopword file {path} is not UTF-8") from None
     return tuple(w for w in (line.strip() for line in lines) if w and not w.startswith("#"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textseq.errors import TextseqError, check_choice
+from textseq.io import check_input_file
 from textseq.settings import Settings
 
 LEVELS = ("char", "word")
@@ -69,11 +70,9 @@ class TokenizeConfig(Settings):
 
 def load_user_dict(path: str | Path) -> tuple[tuple[str, int | None, str | None], ...]:
     """Read a jieba user dictionary: one ``word [freq] [tag]`` per line, UTF-8."""
-    path = Path(path)
+    path = check_input_file(path, "user dictionary")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TextseqError(f"user dictionary {path} does not exist") from None
     except UnicodeDecodeError:
         raise TextseqError(f"user dictionary {path} is not UTF-8") from None
     words = []
