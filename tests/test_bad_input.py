@@ -275,7 +275,7 @@ def test_numbers_must_be_finite_in_range_and_allocatable(capsys, tmp_path, lm_ch
 
 def test_utf16_truncated_utf8_and_undecodable_bytes(capsys, tmp_path):
     text = "子曰：學而時習之，不亦說乎？\n有朋自遠方來，不亦樂乎？\n"
-    for name, data in (("bom.txt", text.encode("utf-16")), ("le.txt", text.encode("utf-16-le"))):
+    for name, data in (("bom.txt", text.encode("utf-16")), ("le.txt", (text * 4).encode("utf-16-le"))):
         (tmp_path / name).write_bytes(data)
         fails_cleanly(capsys, ["preprocess", str(tmp_path / name), "-o", str(tmp_path / "o")], "is UTF-16 text",
                       "iconv -f UTF-16 -t UTF-8")
