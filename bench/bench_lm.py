@@ -4,7 +4,8 @@
 
 1. speed: word-LM training tokens/s at the reference config (2-layer LSTM, 200 units, bptt 35,
    batch 20, SGD lr 20, clip 0.25) on Shakespeare: a plain nn.Embedding + nn.LSTM + full-softmax loop vs
-   ``textseq.lm.train.train`` with the adaptive softmax, without and with the AWD-LSTM regularizers.
+   ``textseq.lm.train.train`` with the adaptive softmax, without and with the AWD-LSTM regularizers (all in
+   float32), and the latter in bfloat16 mixed precision (the default where the CPU has it natively).
 2. modes: teacher forcing vs free running vs scheduled sampling on Shakespeare, same steps; each
    model scored teacher-forced and free-running (10-step) on the held-out text.
 
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ from torch import nn
 from textseq.lm.data import batchify, load_lm_data, window
 from textseq.lm.evaluate import evaluate_checkpoint
 from textseq.lm.train import LMTrainConfig, train
+from textseq.training import native_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"
@@ -93,22 +96,27 @@ def speed(work: Path, quick: bool) -> str:
     # no validation split and no KN partner: every loop only trains
     cfg = LMTrainConfig(data=str(src), output=str(work / "speed"), level="word", lang="en", bptt=35, batch_size=20,
                         optimizer="sgd", lr=20.0, clip=0.25, max_steps=steps, epochs=100, seed=0, device="cpu",
-                        valid_ratio=0.0, kn_mix=False)
+                        valid_ratio=0.0, kn_mix=False, precision="fp32")
     adaptive = {"emb_size": 200, "hidden_size": 200, "num_layers": 2, "dropout": 0.2, "adaptive_softmax": True}
     awd = {**adaptive, "dropout": 0.0, "weight_drop": 0.3, "dropout_in": 0.15, "dropout_between": 0.2,
            "dropout_out": 0.3, "dropout_emb": 0.1}
-    runs: dict[str, list[float]] = {"plain": [], "adaptive": [], "awd": []}
+    bf16 = native_bf16(torch.device("cpu"))
+    runs: dict[str, list[float]] = {"plain": [], "adaptive": [], "awd": [], **({"awd_bf16": []} if bf16 else {})}
+    awd_cfg = LMTrainConfig(**{**cfg.to_dict(), "ar": 2.0, "tar": 1.0})
     for _ in range(3):
         runs["plain"].append(plain_loop(streams, len(data.vocab), steps))
         runs["adaptive"].append(train(cfg, adaptive, quiet=True, force=True).tokens_per_sec)
-        runs["awd"].append(train(LMTrainConfig(**{**cfg.to_dict(), "ar": 2.0, "tar": 1.0}), awd, quiet=True,
-                                 force=True).tokens_per_sec)
+        runs["awd"].append(train(awd_cfg, awd, quiet=True, force=True).tokens_per_sec)
+        if bf16:
+            runs["awd_bf16"].append(train(replace(awd_cfg, precision="bf16"), awd, quiet=True,
+                                          force=True).tokens_per_sec)
     med = {name: statistics.median(values) for name, values in runs.items()}
     names = {"plain": "plain nn.LSTM + full softmax loop (pytorch/examples style)",
              "adaptive": "textseq train, adaptive softmax",
-             "awd": "textseq train, adaptive softmax + weight drop, locked/embedding dropout, AR/TAR"}
+             "awd": "textseq train, adaptive softmax + weight drop, locked/embedding dropout, AR/TAR",
+             "awd_bf16": "the same in bfloat16 mixed precision (--precision auto on this CPU)"}
     lines = [f"{src.name}, word level: {len(data.ids):,} tokens, vocabulary {len(data.vocab):,}; {steps} updates "
-             "per run, the three trainers alternated 3 times, median.", "",
+             f"per run, the {len(runs)} trainers alternated 3 times, median; float32 unless said.", "",
              "| trainer | tokens/s (median) | runs | vs plain |", "| --- | ---: | --- | ---: |"]
     lines += [f"| {names[name]} | {med[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | "
               f"{med[name] / med['plain']:.2f} |" for name, values in runs.items()]

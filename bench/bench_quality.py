@@ -1,12 +1,15 @@
 """LM quality with the defaults a user gets, next to the Kneser-Ney baseline the tool prints.
 
     python bench/bench_quality.py [--budget 300] [--corpora songci-1MB,pride,...] [--levels char,word]
-                                  [--long 900] [--ablation CORPUS:LEVEL] [--jobs 2 --threads 1]
+                                  [--long 900] [--ablation CORPUS:LEVEL] [--jobs 1 --threads 0]
 
-The whole bench as reported in the README, in about an hour on 2 cores (two runs at a time, one core each,
-so each model gets half the machine; the goals below are for the whole machine):
+The bench as reported in the README, in two parts: the main table, one run at a time with the whole
+2-core machine (as the goals are stated; an hour), then the longer budgets and the ablation, two runs at a
+time with one core each (half an hour; a run there gets half the machine):
 
-    python bench/bench_quality.py --long 900 --ablation pride:word --ablation-budget 120 --jobs 2 --threads 1
+    python bench/bench_quality.py
+    python bench/bench_quality.py --corpora "" --long 900 --ablation pride:word --jobs 2 --threads 1 \
+        --results bench/results/bench_quality_extra.md
 
 For every corpus (assembled from ../shared/data; none of these slices was used to tune the defaults, which
 were chosen on the first megabyte of songci.txt and shakespeare.txt) and token level:
@@ -93,14 +96,15 @@ def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir:
     from textseq.lm.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(run_dir / "best.pt", test, horizon=0)
-    kinds = {"RNN teacher-forced": "lm", "Kneser-Ney": "kn", "RNN + KN": "mix", "RNN + cache": "cache"}
+    kinds = {"RNN teacher-forced": "lm", "Kneser-Ney": "kn", "RNN + KN (": "mix", "RNN + cache": "cache",
+             "RNN + KN + cache": "all"}
     rows = {kind: row for row in report.rows for prefix, kind in kinds.items() if row.name.startswith(prefix)}
-    lm, kn, mix, cache = rows["lm"], rows["kn"], rows.get("mix"), rows.get("cache")
+    lm, kn, mix, cache, combined = rows["lm"], rows["kn"], rows.get("mix"), rows.get("cache"), rows.get("all")
     stored = read_lm(run_dir / "best.pt")
     header = [line for line in done.stderr.splitlines() if line.startswith(("model:", "training:", "regular"))]
     return {"level": level, "metric": report.metric, "test_tokens": report.tokens, "lm": lm.metric,
             "kn": kn.metric, "kn_order": stored["ngram"]["order"], "mix": mix.metric if mix else None,
-            "cache": cache.metric if cache else None,
+            "cache": cache.metric if cache else None, "all": combined.metric if combined else None,
             "weight": report.mix_weight, "best_step": stored["progress"]["step"],
             "steps": read_lm(run_dir / "last.pt")["progress"]["step"], "seconds": seconds,
             "train_tokens": stored["progress"]["data_tokens"], "header": header}
@@ -110,12 +114,14 @@ def fmt_row(name: str, r: dict) -> str:
     number = (lambda v: f"{v:.3f}") if r["metric"] == "bpc" else (lambda v: f"{v:.1f}")
     mix = f"{number(r['mix'])} | **{r['mix'] / r['kn']:.3f}**" if r["mix"] is not None else "- | -"
     cache = f"{number(r['cache'])} | {r['cache'] / r['kn']:.3f}" if r["cache"] is not None else "- | -"
+    combined = f"{number(r['all'])} | {r['all'] / r['kn']:.3f}" if r.get("all") is not None else "- | -"
     return (f"| {name} | {r['level']} ({r['metric']}) | {r['train_tokens']:,} | {number(r['kn'])} ({r['kn_order']}) | "
-            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {cache} | {r['best_step']} / {r['steps']} |")
+            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {cache} | {combined} | "
+            f"{r['best_step']} / {r['steps']} |")
 
 
 HEAD = ("| corpus | level | tokens | KN (order) | LM | LM / KN | LM+KN | mix / KN | LM+cache | cache / KN "
-        "| best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| LM+KN+cache | all / KN | best / all updates |\n|---|---|" + "---:|" * 11)
 
 
 def run_job(job: tuple, threads: int, tmp: Path) -> dict:

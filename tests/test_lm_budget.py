@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from textseq.errors import TextseqError
 from textseq.lm.checkpoint import read_lm
@@ -185,3 +186,31 @@ def test_short_mode_names(lunyu, tmp_path):
     assert resolve_config({}, {}, str(path))[0].mode == "free-running"
     result = train(config(lunyu, tmp_path / "run", mode="free", max_steps=1), TINY, quiet=True)
     assert read_lm(result.last_checkpoint)["train_config"]["mode"] == "free-running"
+
+
+def test_precision_auto_uses_bfloat16_only_where_the_device_has_it(short, tmp_path, monkeypatch):
+    import textseq.training as training
+    from textseq.training import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(TextseqError, match="precision"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(TextseqError, match="precision"):
+        config(short, tmp_path / "bad", precision="half")
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)  # a CPU without AMX / AVX512-BF16
+    assert resolve_precision("auto", cpu) == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_in_each_precision_learns_and_keeps_float32_weights(short, tmp_path, precision):
+    dtypes: list = []
+    result = train(config(short, tmp_path / "run", precision=precision, max_steps=30), TINY, quiet=True,
+                   on_step=_recorder(dtypes, lambda trainer: {h.dtype for h in trainer.hidden}))
+    assert dtypes and all(d == {torch.float32} for d in dtypes)  # the carried state is float32, too
+    losses = [loss for _, loss in result.history["train"]]
+    assert math.isfinite(result.best_valid_loss) and losses[-1] < losses[0]
+    stored = read_lm(tmp_path / "run" / "last.pt")
+    assert stored["train_config"]["precision"] == precision
+    assert all(t.dtype == torch.float32 for t in stored["model_state"].values() if t.is_floating_point())

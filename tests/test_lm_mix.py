@@ -14,7 +14,15 @@ from textseq.features.ngram_lm import KneserNeyLM
 from textseq.lm.auto import MODEL_FIELDS, TRAIN_FIELDS, choose
 from textseq.lm.checkpoint import read_lm
 from textseq.lm.evaluate import evaluate_checkpoint
-from textseq.lm.mix import WEIGHT_GRID, complete_lines, fit_weight, lines_as_tokens, mixed_nll
+from textseq.lm.mix import (
+    MIN_BUCKET_EVENTS,
+    WEIGHT_GRID,
+    complete_lines,
+    fit_bucket_weights,
+    fit_weight,
+    lines_as_tokens,
+    mixed_nll,
+)
 from textseq.lm.train import resolve_config
 from textseq.vocab import Vocab
 
@@ -59,6 +67,39 @@ def test_weight_search_never_loses_to_either_model():
         mixed_nll(lm, kn, 1.5)
     with pytest.raises(TextseqError):
         fit_weight(lm, kn[:5])
+
+
+def test_weights_by_context_strength_never_lose_to_one_weight():
+    rng = np.random.default_rng(1)
+    n = 4000
+    strength = rng.integers(0, 6, n)
+    strength[:50] = 7  # a strength with too few events keeps the global weight
+    # the n-gram model is good where its context is strong (high strength), poor elsewhere
+    kn = np.log(np.where(strength >= 3, rng.uniform(0.3, 1.0, n), rng.uniform(0.001, 0.05, n)))
+    lm = np.log(rng.uniform(0.05, 0.5, n))
+    weight, global_nll = fit_weight(lm, kn)
+    table, nll = fit_bucket_weights(lm, kn, strength, 8, weight)
+    assert len(table) == 8 and nll < global_nll - 0.05  # clearly better: the buckets differ
+    assert table[7] == weight and table[6] == weight  # 50 and 0 events: not enough for their own weight
+    assert 50 < MIN_BUCKET_EVENTS
+    assert max(table[3:6]) < min(table[:3])  # trust the n-gram model more where its context is strong
+    assert nll == pytest.approx(mixed_nll(lm, kn, np.asarray(table)[strength]))
+    for _ in range(10):  # on the data it was fitted on, never worse than one weight or either model alone
+        lm, kn = np.log(rng.uniform(0.01, 1.0, 800)), np.log(rng.uniform(0.01, 1.0, 800))
+        strength = rng.integers(0, 4, 800)
+        weight, global_nll = fit_weight(lm, kn)
+        assert fit_bucket_weights(lm, kn, strength, 4, weight)[1] <= global_nll + 1e-12
+
+
+def test_context_strength_of_the_kn_model():
+    kn = KneserNeyLM(order=3).fit([list("abcab"), list("cab"), list("bca")] * 5)
+    logp, strength = kn.score_events([list("abz"), list("ca")])
+    assert np.allclose(logp, kn.token_logprobs([list("abz"), list("ca")]))
+    assert len(strength) == len(logp) == 4 + 3 and strength.max() < kn.strength_levels
+    # the same strengths, one context at a time, as generation sees them
+    contexts = [list("abz")[:i] for i in range(4)] + [list("ca")[:i] for i in range(3)]
+    assert [kn.context_strength(c) for c in contexts] == strength.tolist()
+    assert kn.context_strength(list("zz")) < kn.context_strength(list("ab"))  # unseen vs. seen 5 times
 
 
 def test_kn_token_logprobs_match_its_evaluation():
@@ -161,7 +202,7 @@ def test_generation_mixed_with_the_kn_partner(trained, capsys):
                     eos_id=ckpt.vocab.stoi["<eos>"]) == lm_only  # weight 1: the LM alone
     kn_mix = MixedLM(ckpt.model, ngram, ckpt.vocab, 0.0)
     features, state = kn_mix(torch.tensor([prompt]))
-    probs = kn_mix.log_probs(features[:, -1]).exp()[0]
+    probs = kn_mix.log_probs(features[:, -1]).exp()[0].detach()
     expected = ngram.distribution(list("ROMEO"))
     for token in ("E", "O", ":", "<eos>"):  # weight 0: the n-gram model's next-token distribution
         assert float(probs[ckpt.vocab.stoi[token]]) == pytest.approx(expected[ngram._stoi[token]], rel=1e-5)
@@ -193,12 +234,19 @@ def test_cache_votes_for_tokens_that_followed_similar_states():
 def test_evaluate_reports_the_fitted_cache(trained, texts):
     stored = read_lm(trained / "best.pt")["cache"]
     assert stored["valid_nll_cache"] <= stored["valid_nll_lm"] + 1e-12 and 0.0 <= stored["weight"] <= 0.5
+    both = read_lm(trained / "best.pt")["cache_with_kn"]  # the cache on top of the LM+KN mix
+    mix = read_lm(trained / "best.pt")["ngram"]
+    assert both["valid_nll_lm"] == pytest.approx(mix["valid_nll_mix"]) and both["valid_nll_cache"] <= \
+        mix["valid_nll_mix"] + 1e-12
     report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0)
-    assert report.rows[-1].name.startswith(f"RNN + cache ({stored['size']}")
+    names = [row.name for row in report.rows]
+    assert names[-2].startswith(f"RNN + cache ({stored['size']}") and names[-1].startswith("RNN + KN + cache (")
     if stored["weight"] == 0:
-        assert report.rows[-1].nll == pytest.approx(report.rows[0].nll)
+        assert report.rows[-2].nll == pytest.approx(report.rows[0].nll)
+    if both["weight"] == 0:
+        assert report.rows[-1].nll == pytest.approx(report.rows[2].nll)  # the LM+KN row
     smaller = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=None, cache=5)
-    assert smaller.rows[-1].name.startswith("RNN + cache (5,")
+    assert smaller.rows[-1].name.startswith("RNN + cache (5,")  # no KN mix: no three-way row
 
 
 def test_generation_cache_gives_the_probabilities_evaluation_scores(trained, texts, capsys):

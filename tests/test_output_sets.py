@@ -155,3 +155,37 @@ def test_a_crash_between_the_two_renames_is_recovered(corpus, tmp_path):
     os.rename(out, aside)  # the old set moved aside, then the process died before the new one came in
     assert run(["preprocess", str(corpus), "-o", str(out), "--force", "--level", "word", "--quiet"]) == 0
     assert leftovers(out) == [] and digest(out) != before
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ("level", "pipeline.json is not a valid pipeline file: pipeline.tokenize setting level must be str, got 5"),
+    ("vocab", "do not belong together"),
+    ("float_ids", "float64 values, not token ids"),
+    ("big_ids", "outside the vocabulary"),
+])
+def test_train_validates_what_it_reads_back_from_a_preprocess_directory(corpus, tmp_path, capsys, edit, needle):
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "out"
+    assert run(["preprocess", str(corpus), "-o", str(out), "--quiet"]) == 0
+    record = json.loads((out / "pipeline.json").read_text(encoding="utf-8"))
+    ids = np.load(out / "ids.npy")
+    if edit == "level":  # a hand-edited pipeline.json with a wrong type
+        record["pipeline"]["tokenize"]["level"] = 5
+        (out / "pipeline.json").write_text(json.dumps(record), encoding="utf-8")
+    elif edit == "vocab":  # a vocabulary shorter than the ids need
+        vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+        vocab["tokens"] = vocab["tokens"][:10]
+        (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    elif edit == "float_ids":
+        np.save(out / "ids.npy", ids.astype(np.float64))
+    else:  # ids past the vocabulary, with a pipeline.json that agrees with the new file
+        np.save(out / "ids.npy", ids.astype(np.int64) + 10**6)
+    capsys.readouterr()
+    assert run(["train", str(out), "-o", str(tmp_path / "run"), "--max-steps", "1", "--hidden", "8",
+                "--emb", "8", "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert needle in err and "internal error" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()

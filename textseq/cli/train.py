@@ -96,6 +96,9 @@ def train(
     scheduler: str = opt("--scheduler", help="LR schedule: none | step | cosine | plateau.", default=_t("scheduler"),
                          panel=TRAINING),
     clip: float = opt("--clip", help="Max gradient norm (0: off).", default=_t("clip"), panel=TRAINING),
+    precision: str = opt("--precision", help="fp32 | bf16 (mixed precision) | auto: bf16 where the CPU/GPU "
+                         "computes it natively (AMX, AVX512-BF16), else fp32.", default=_t("precision"),
+                         panel=TRAINING),
     average: str = opt("--average", help="off | nt: average the weights once validation stalls (NT-ASGD's "
                        "trigger); best.pt holds the average.", default=_t("average"), panel=TRAINING),
     ar: float = opt("--ar", help="Activation regularization (AWD-LSTM AR; teacher forcing only).",
@@ -137,7 +140,7 @@ def train(
                        schedule_k=schedule_k, feedback=feedback, bptt=bptt, k1=k1, k2=k2, batch_size=batch_size,
                        epochs=epochs, max_steps=max_steps, max_time=max_time, lr=lr, optimizer=optimizer,
                        momentum=momentum, weight_decay=weight_decay, scheduler=scheduler, clip=clip,
-                       average=average, ar=ar, tar=tar, valid_ratio=valid_ratio,
+                       average=average, precision=precision, ar=ar, tar=tar, valid_ratio=valid_ratio,
                        eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                        device=device, deterministic=deterministic, kn_mix=kn_mix, log_every=log_every)
     model_flags = dict(cell=cell, num_layers=layers, hidden_size=hidden, emb_size=emb, dropout=dropout,

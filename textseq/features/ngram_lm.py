@@ -35,6 +35,9 @@ from textseq.vocab import BOS, EOS, PAD, UNK, Vocab
 BOS_ID, EOS_ID, UNK_ID = 0, 1, 2
 FORMAT = "textseq-kneser-ney"
 MIN_DISCOUNT = 0.05
+# Context strength (see KneserNeyLM.context_strength): the longest context order seen in training, and the
+# log2 of that context's count, capped at COUNT_LEVELS - 1.
+COUNT_LEVELS = 8
 
 
 @dataclass
@@ -216,17 +219,36 @@ class KneserNeyLM:
         numerator = counts - self._discount_of[k][np.minimum(counts, 3)] + self._backoff[k][safe_ctx] * lower
         return np.where(total > 0, numerator / np.maximum(total, 1e-300), lower)
 
-    def _stream_probs(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """P(token | its line so far) at every position (meaningless where offsets == 0)."""
+    def _stream_probs(self, ids: np.ndarray, offsets: np.ndarray,
+                      strength: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """P(token | its line so far) at every position (meaningless where offsets == 0), and with
+        ``strength`` each position's context strength too."""
         probs = self._unigram(ids)
         grams = ids
+        matched = np.ones(len(ids), dtype=np.int64)  # longest order whose context was seen in training
+        context_count = np.full(len(ids), self._total[1])
         for k in range(2, self.order + 1):
             contexts = np.full(len(ids), -1, dtype=np.int64)
             contexts[1:] = grams[:-1]
             contexts[offsets < k - 1] = -1
             grams = self._lookup(k, contexts, ids)
             probs = self._interpolate(k, probs, contexts, grams)
-        return probs
+            if strength and len(self._counts[k]):
+                total = np.where(contexts >= 0, self._total[k][np.maximum(contexts, 0)], 0.0)
+                seen = total > 0
+                matched[seen], context_count[seen] = k, total[seen]
+        if not strength:
+            return probs
+        return probs, self._strength(matched, context_count)
+
+    def _strength(self, matched: np.ndarray, context_count: np.ndarray) -> np.ndarray:
+        level = np.minimum(np.floor(np.log2(np.maximum(context_count, 1.0))), COUNT_LEVELS - 1).astype(np.int64)
+        return (matched - 1) * COUNT_LEVELS + level
+
+    @property
+    def strength_levels(self) -> int:
+        """Number of distinct context strengths: values of :meth:`context_strength` are below it."""
+        return self.order * COUNT_LEVELS
 
     def _token_id(self, token: str) -> int:
         """Like the encoder: unknown tokens and a literal ``<bos>`` inside a line are ``<unk>``."""
@@ -250,6 +272,18 @@ class KneserNeyLM:
             grams = self._lookup(k, contexts, ids)
             result.append(int(grams[-1]))
         return result
+
+    def context_strength(self, context: Sequence[str] = ()) -> int:
+        """How well training covers ``context`` (the line so far): ``(m - 1) * COUNT_LEVELS + l`` where m is the
+        longest order whose context was seen in training and l the log2 of its count, capped. Mixing weights
+        fitted per strength let a mixture trust the n-gram model where its counts are many (lm.mix)."""
+        self._check_fitted()
+        matched, count = 1, self._total[1]
+        for k, ctx in enumerate(self._context_ids(context), start=2):
+            total = self._total[k][ctx] if ctx >= 0 and len(self._counts[k]) else 0.0
+            if total > 0:
+                matched, count = k, total
+        return int(self._strength(np.array([matched]), np.array([count], dtype=np.float64))[0])
 
     def distribution(self, context: Sequence[str] = ()) -> np.ndarray:
         """P(token | context) for every token of ``self.tokens`` (``<bos>``: 0); sums to 1."""
@@ -275,9 +309,15 @@ class KneserNeyLM:
     def token_logprobs(self, docs: Iterable[Sequence[str]]) -> np.ndarray:
         """Natural-log P of every predicted event, in order: each line's tokens, then its ``<eos>``
         (the events an RNN LM reading the same lines as one ``<eos>``-separated stream predicts)."""
+        return self.score_events(docs)[0]
+
+    def score_events(self, docs: Iterable[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`token_logprobs` and, for the same events, the :meth:`context_strength` of each."""
         self._check_fitted()
         ids, offsets = self._encode(docs, grow=False)
-        return np.log(self._stream_probs(ids, offsets)[offsets >= 1])
+        probs, strength = self._stream_probs(ids, offsets, strength=True)
+        events = offsets >= 1
+        return np.log(probs[events]), strength[events]
 
     def evaluate(self, docs: Iterable[Sequence[str]]) -> NgramScore:
         self._check_fitted()

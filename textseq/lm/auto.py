@@ -1,12 +1,20 @@
 """Automatic training settings: what ``textseq train FILE --level char|word --max-time 300`` uses for every
 setting the user did not give, chosen from the token level, the corpus size, the vocabulary and the budget,
-deterministically (the same corpus and budget give the same settings).
+deterministically (the same corpus and budget give the same settings on every machine).
 
 The rules were tuned on development slices of the bundled corpora only (bench/bench_quality.py reports them
-on other text): a one-layer LSTM (512 wide for characters, 256 for words), batches small enough to give
-many updates, Adam with a cosine decay over the budget, AWD-LSTM regularization that grows as the corpus
-shrinks relative to the budget (it is read many times), words seen once read as <unk>, tied embeddings at
-word level, the adaptive softmax once the vocabulary is large.
+on other text). Three kinds of token stream behave differently:
+
+- characters of an alphabet (a vocabulary of tens to hundreds): the model is short of compute, not of data,
+  within a CPU budget; a one-layer 512-wide LSTM with large batches (more tokens per second) and moderate
+  AWD-LSTM dropout learns fastest;
+- characters of a logographic script (Chinese: thousands of types, each used like a word): short of data,
+  they overfit from the first passes; tied embeddings and embedding dropout help, as for words, and a text
+  read fifty times or more (150 KB in 300 s) wants a narrower model and the AWD-LSTM paper's dropout;
+- words: words seen once read as <unk>, a tied 256-wide model, the full AWD-LSTM dropout from five passes.
+
+Everywhere: Adam with a cosine decay over the budget, AWD-LSTM regularization that grows as the corpus shrinks
+relative to the budget (it is read many times), the adaptive softmax once the vocabulary is large.
 """
 
 from __future__ import annotations
@@ -21,12 +29,19 @@ MODEL_FIELDS = ("num_layers", "hidden_size", "emb_size", "dropout", "tie_weights
 # words are a third to two thirds of the types of a 1 MB corpus; their rows cannot be learnt from one example
 # and they make a model that reads the text twice memorise it (validation worsens from the second pass on).
 MIN_COUNT = {"char": 1, "word": 2}
-# Vocabulary size from which the adaptive softmax is used. At word level, up to 20k types, a tied full softmax
-# scored better than the adaptive one at the same budget on the development slices, though it is slower.
-ADAPTIVE_FROM = {"char": 4000, "word": 20_000}
+# Vocabulary size from which the adaptive softmax is used: up to 20k types a tied full softmax scored better
+# than the adaptive one at the same budget on the development slices (words and Chinese characters alike),
+# though it is slower.
+ADAPTIVE_FROM = 20_000
+# A character vocabulary this large is a logographic script: its characters are treated like words.
+LOGOGRAPHIC_FROM = 1_000
+# Passes from which a logographic text counts as tiny: a 256-wide model, dropout scaled by TINY_STRENGTH (weight
+# drop 0.5 as in AWD-LSTM); on a 150 KB development slice this lost 2% less to the n-gram model than 512 wide.
+TINY_PASSES, TINY_STRENGTH = 50.0, 5 / 3
 NOMINAL_BUDGET = 300.0  # seconds assumed when the run is bounded by steps or epochs only
-# Tokens per second of one update path on the reference 2-core CPU (bench: 1x512 char LSTM, adaptive softmax
-# for large vocabularies); only the order of magnitude matters: it tells how often the corpus will be read.
+# A nominal float32 throughput (tokens per second) of the default models on a 2-core CPU; only the order of
+# magnitude matters: it tells how often the corpus will be read, which sets the regularization. It does not
+# depend on the machine, so the same corpus and budget get the same settings everywhere.
 TOKENS_PER_SECOND = {"char": 15_000, "word": 6_000}
 
 
@@ -43,32 +58,41 @@ def choose(level: str, train_tokens: int, vocab_size: int, budget: float) -> Aut
     passes = TOKENS_PER_SECOND[level] * budget / max(1, train_tokens)  # how often the text will be read
     out = AutoSettings()
     out.train["min_count"] = MIN_COUNT[level]
-    out.train.update(scheduler="cosine", eval_every=200, lr=3e-3)
+    out.train.update(scheduler="cosine", eval_every=200)
     out.reasons.append(f"{train_tokens:,} training tokens, about {passes:.1f} passes in {budget:g} s")
-    if level == "char":
-        out.train.update(bptt=64, batch_size=16, clip=0.5)
-        adaptive = vocab_size >= ADAPTIVE_FROM["char"]
-        out.model.update(num_layers=1, hidden_size=512, emb_size=256 if adaptive else 64, tie_weights=False)
+    adaptive = vocab_size >= ADAPTIVE_FROM
+    kind = "word" if level == "word" else "logographic" if vocab_size >= LOGOGRAPHIC_FROM else "alphabetic"
+    if kind == "alphabetic":
+        # compute-bound: batch 64 gave more tokens per second and a better model than 16 or 32 in the budget
+        out.train.update(bptt=64, batch_size=64, lr=4e-3, clip=0.5)
+        out.model.update(num_layers=1, hidden_size=512, emb_size=64, tie_weights=False)
+        out.reasons.append(f"{vocab_size:,} character types: large batches, compute is what is short")
+    elif kind == "logographic":
+        tiny = passes >= TINY_PASSES
+        out.train.update(bptt=64, batch_size=16, lr=3e-3, clip=0.5)
+        out.model.update(num_layers=1, hidden_size=256 if tiny else 512, emb_size=256, tie_weights=not adaptive)
+        out.reasons.append(f"{vocab_size:,} character types: used like words, tied embeddings"
+                           + (f"; a small text ({passes:.0f} passes): 256 wide, strong dropout" if tiny else ""))
     else:
         # a tied 256-wide model beat 512 wide (tied or not) on the development slices: a small text read many
         # times rewards the regularization of tying more than width
-        out.train.update(bptt=35, batch_size=16, clip=0.25)
-        adaptive = vocab_size >= ADAPTIVE_FROM["word"]
+        out.train.update(bptt=35, batch_size=16, lr=3e-3, clip=0.25)
         out.model.update(num_layers=1, hidden_size=256, emb_size=128 if adaptive else 256, tie_weights=not adaptive)
         if not adaptive:
             out.reasons.append(f"tied full softmax: {vocab_size:,} token types")
     out.model["adaptive_softmax"] = adaptive
     if adaptive:
         out.reasons.append(f"adaptive softmax: {vocab_size:,} token types")
-    drop = regularization_strength(passes, level)
+    drop = TINY_STRENGTH if kind == "logographic" and passes >= TINY_PASSES else regularization_strength(passes, kind)
     out.model.update(dropout=0.0, weight_drop=round(0.3 * drop, 2), dropout_in=round(0.15 * drop, 2),
-                     dropout_out=round(0.3 * drop, 2), dropout_emb=round(0.1 * drop, 2) if level == "word" else 0.0)
+                     dropout_out=round(0.3 * drop, 2),
+                     dropout_emb=round(0.1 * drop, 2) if kind != "alphabetic" else 0.0)
     out.reasons.append(f"AWD-LSTM dropout scaled by {drop:.2f} for {passes:.1f} passes")
     return out
 
 
-def regularization_strength(passes: float, level: str = "char") -> float:
-    """0 for a text read about once (no overfitting to fear), up to 1 from about 10 passes on (5 at word
-    level, where validation worsens from the second pass on without it)."""
-    full_at = {"char": 10.0, "word": 5.0}[level]
+def regularization_strength(passes: float, kind: str = "alphabetic") -> float:
+    """0 for a text read about once (no overfitting to fear), up to 1 from about 10 passes on (5 for words,
+    where validation worsens from the second pass on without it)."""
+    full_at = {"alphabetic": 10.0, "logographic": 10.0, "word": 5.0}[kind]
     return max(0.0, min(1.0, (passes - 1.0) / (full_at - 1.0)))

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from textseq.errors import TextseqError
 from textseq.lm.data import load_lm_data, split_docs, split_stream
-from textseq.lm.mix import load_partner, mixed_nll, parse_mix
+from textseq.lm.mix import event_weights, load_partner, mixed_logp, parse_mix
 from textseq.lm.report import metric_name, metric_value
 from textseq.text.pipeline import Pipeline
 from textseq.vocab import EOS, UNK, Vocab
@@ -207,20 +207,22 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
         inputs, targets = stream_rows(stream, free_rows)
         horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
         rows.append(_row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level))
-    weight = None
+    weight, mix_logp = None, None
     if baseline or mix_kn is not None:
         token_docs = [vocab.decode(doc) for doc in id_docs]  # the n-gram model reads tokens
         ngram, stored = _ngram_model(ckpt, Path(checkpoint), order, train_text)
-        kn_logp = ngram.token_logprobs(token_docs)
+        kn_logp, strength = ngram.score_events(token_docs)
         kn_row = _row(f"Kneser-Ney {ngram.order}-gram", float(-kn_logp.mean()), level)
         rows.append(kn_row)
         weight = _mix_weight(mix_kn, stored)
         if weight is not None:
-            rows.append(_row(f"RNN + KN (weights {weight:.2f} / {1 - weight:.2f})",
-                             mixed_nll(lm_logp, kn_logp, weight), level))
-    cache_row = _cache_row(ckpt, stream, lm_logp, batch_size, cache)
-    if cache_row is not None:
-        rows.append(cache_row)
+            by_context = parse_mix(mix_kn) == "auto" and bool(stored.get("weights"))
+            weights = event_weights(stored, strength) if by_context else weight
+            label = f"LM weight by KN context, mean {np.mean(weights):.2f}" if by_context else \
+                f"weights {weight:.2f} / {1 - weight:.2f}"
+            mix_logp = mixed_logp(lm_logp, kn_logp, weights)
+            rows.append(_row(f"RNN + KN ({label})", float(-mix_logp.mean()), level))
+    rows += _cache_rows(ckpt, stream, lm_logp, mix_logp, batch_size, cache)
     if baseline or mix_kn is not None:
         for row in rows:
             row.vs_kn = row.metric / kn_row.metric
@@ -229,26 +231,33 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
     return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight)
 
 
-def _cache_row(ckpt, stream: np.ndarray, lm_logp: np.ndarray, batch_size: int,
-               cache: str | int | None) -> LMEvalRow | None:
+def _cache_rows(ckpt, stream: np.ndarray, lm_logp: np.ndarray, mix_logp: np.ndarray | None, batch_size: int,
+                cache: str | int | None) -> list[LMEvalRow]:
+    """"RNN + cache" and, when the KN mix is on and the checkpoint has its parameters, "RNN + KN + cache"."""
     from textseq.lm.cache import cache_probs, mixed_nll, parse_cache, states_and_targets
 
     cache = parse_cache(cache)
     if cache is None:
-        return None
+        return []
     size = None if cache == "auto" else cache
     stored = ckpt.data.get("cache")
     if not stored:
         if size is None:
-            return None
+            return []
         raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix)")
-    size = stored["size"] if size is None else size
     states, targets = states_and_targets(ckpt.model, *stream_rows(stream, batch_size),
                                          ckpt.train_config.get("bptt", 35))
-    probs = cache_probs(states, targets, size, stored["theta"], IGNORE)
     keep = (targets != IGNORE).reshape(-1).cpu().numpy()
-    nll = mixed_nll(lm_logp, probs.reshape(-1).cpu().numpy()[keep], stored["weight"])
-    return _row(f"RNN + cache ({size}, weight {stored['weight']:.2f})", nll, ckpt.level)
+    fits = [("RNN + cache", stored, lm_logp)]
+    if mix_logp is not None and ckpt.data.get("cache_with_kn"):
+        fits.append(("RNN + KN + cache", ckpt.data["cache_with_kn"], mix_logp))
+    rows = []
+    for name, fitted, base_logp in fits:
+        fit_size = fitted["size"] if size is None else size
+        probs = cache_probs(states, targets, fit_size, fitted["theta"], IGNORE).reshape(-1).cpu().numpy()[keep]
+        rows.append(_row(f"{name} ({fit_size}, weight {fitted['weight']:.2f})",
+                         mixed_nll(base_logp, probs, fitted["weight"]), ckpt.level))
+    return rows
 
 
 def _ngram_model(ckpt, checkpoint: Path, order: int | None, train_text: str | None):

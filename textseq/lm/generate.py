@@ -124,9 +124,9 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
         if partner is None:
             raise TextseqError("this checkpoint has no n-gram partner (trained with --no-kn-mix); use --mix-kn off")
         ngram, stored = partner
-        weight = stored["weight"] if mix_kn == "auto" else mix_kn
+        weight = (stored.get("weights") or stored["weight"]) if mix_kn == "auto" else mix_kn
         model = MixedLM(model, ngram, vocab, weight).to(next(model.parameters()).device)
-    model = _with_cache(model, ckpt.data, cache)
+    model = _with_cache(model, ckpt.data, cache, mixed=mix_kn is not None)
     encoded = encode_prompt(prompt, pipeline, vocab)
     if encoded.unknown and warn is not None:
         warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")
@@ -139,7 +139,9 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
     return [streamer.close()], encoded
 
 
-def _with_cache(model, data: dict, cache: str | int | None):
+def _with_cache(model, data: dict, cache: str | int | None, mixed: bool = False):
+    """The model mixed with the continuous cache; on top of the KN mix (``mixed``) with the parameters fitted
+    for that combination when the checkpoint has them."""
     from textseq.lm.cache import CachedLM, CacheSettings, parse_cache
 
     cache = parse_cache(cache)
@@ -148,4 +150,5 @@ def _with_cache(model, data: dict, cache: str | int | None):
     if not data.get("cache"):
         raise TextseqError("this checkpoint has no fitted cache parameters (trained with --no-kn-mix); "
                            "use --cache off")
-    return CachedLM(model, CacheSettings(**data["cache"]), None if cache == "auto" else cache)
+    settings = data.get("cache_with_kn") if mixed and data.get("cache_with_kn") else data["cache"]
+    return CachedLM(model, CacheSettings(**settings), None if cache == "auto" else cache)

@@ -78,7 +78,17 @@ from textseq.lm.tbptt import (
 from textseq.progress import ProgressReporter
 from textseq.settings import Settings, check_keys, load_toml, merge
 from textseq.text.tokenize import DEFAULT_LEVEL
-from textseq.training import OPTIMIZERS, SCHEDULERS, EarlyStopping, guarded_update, make_optimizer, make_scheduler
+from textseq.training import (
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+    EarlyStopping,
+    autocast,
+    guarded_update,
+    make_optimizer,
+    make_scheduler,
+    resolve_precision,
+)
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 MODE_ALIASES = {"teacher": "teacher-forcing", "free": "free-running"}  # short names, as for the forecasters
@@ -87,6 +97,7 @@ AVERAGES = ("off", "nt")
 # the last NONMONO ones.
 NONMONO = 3
 LOCK_NAME = ".textseq.lock"  # in a run directory, while a process trains into it
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16 mixed precision"}
 # Steps over which a time-driven scheduled-sampling decay is laid out when the run has no step bound.
 NOMINAL_SCHEDULE_STEPS = 10_000
 
@@ -129,6 +140,7 @@ class LMTrainConfig(Settings):
     lr_step_size: int = 1000  # steps between decays of the "step" scheduler
     lr_gamma: float = 0.5  # decay factor of "step" and "plateau"
     clip: float = 1.0  # max gradient norm (0: no clipping)
+    precision: str = "auto"  # fp32 | bf16 (mixed precision) | auto: bf16 where the device has it natively
     average: str = "off"  # "nt": average the weights once validation stalls (NT-ASGD's trigger), see _maybe_average
     auto: tuple[str, ...] = ()  # settings (train or model) to choose from the data and budget (textseq.lm.auto)
     kn_mix: bool = True  # at the end, fit a Kneser-Ney model and its mixing weight on validation (lm.mix)
@@ -152,7 +164,8 @@ class LMTrainConfig(Settings):
                                      ("feedback", self.feedback, FEEDBACKS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("scheduler", self.scheduler, SCHEDULERS),
-                                     ("average", self.average, AVERAGES)):
+                                     ("average", self.average, AVERAGES),
+                                     ("precision", self.precision, PRECISIONS)):
             check_choice(name, value, allowed)
         for name in ("bptt", "batch_size", "eval_batch_size", "log_every", "lr_step_size"):
             if getattr(self, name) < 1:
@@ -385,7 +398,8 @@ class Trainer:
             f"model: {m.cell.upper()} {m.num_layers}x{m.hidden_size}, embedding {m.emb_size}, {output}, "
             f"{self.lm.num_parameters():,} parameters",
             f"training: {cfg.mode}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.scheduler} schedule), batch {cfg.batch_size} "
-            f"x bptt {cfg.bptt}, clip {cfg.clip:g}, until {' / '.join(budget) or 'stopped'}"
+            f"x bptt {cfg.bptt}, clip {cfg.clip:g}, {PRECISION_NAMES[self.precision]}, "
+            f"until {' / '.join(budget) or 'stopped'}"
             + (", weights averaged once validation stalls (NT)" if cfg.average == "nt" else ""),
             "regularization: " + (", ".join(f"{k} {v:g}" for k, v in regs.items() if v) or "none"),
         ]
@@ -419,6 +433,7 @@ class Trainer:
         if cfg.embeddings:
             self._load_embeddings()
         self.lm.to(info.device)
+        self.precision = resolve_precision(cfg.precision, info.device)
         self.window_loss = WindowLoss(self.lm, cfg.mode, cfg.feedback, ar=cfg.ar, tar=cfg.tar)
         self.step_fn = self.window_loss
         if info.enabled:
@@ -564,14 +579,15 @@ class Trainer:
                 group["lr"] = cosine_lr(cfg.lr, fraction)
         self.lm.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob(fraction))
+        with autocast(self.precision, self.info.device):
+            loss, hidden = self.step_fn(self.train_data, span, self.hidden, self._teacher_prob(fraction))
         nll = guarded_update(loss, self.optimizer, self.lm.parameters(), cfg.clip, reduce=self._reported_nll,
                              hint=f"at step {progress.step + 1}; lower --lr or set --clip (e.g. --clip 0.25)")
         if self.scheduler is not None and cfg.scheduler != "plateau":
             self.scheduler.step()
         if self.averaged is not None:
             self.averaged.update_parameters(self.lm)
-        self.hidden = hidden
+        self.hidden = _as_float(hidden)  # a bfloat16 state is carried exactly as float32
         progress.pos, progress.step = span.end, progress.step + 1
         progress.tokens += (span.end - span.loss_start) * cfg.batch_size
         self._record(nll)
@@ -714,28 +730,43 @@ class Trainer:
         from textseq.lm.cache import fit_cache
         from textseq.lm.checkpoint import KIND, build_lm
         from textseq.lm.evaluate import token_logprobs
-        from textseq.lm.mix import NGRAM_ORDERS, NgramMix, complete_lines, describe_mix, fit_ngram, fit_weight
+        from textseq.lm.mix import (
+            NGRAM_ORDERS,
+            NgramMix,
+            complete_lines,
+            describe_mix,
+            fit_bucket_weights,
+            fit_ngram,
+            fit_weight,
+            mixed_logp,
+        )
 
         eos = self.data.vocab.stoi[EOS]
         split = split_stream(self.data.ids, self.cfg.valid_ratio)
         valid = complete_lines(split.valid, eos)
         if len(valid) < 2:
             return
-        kn, kn_logp = fit_ngram(np.asarray(split.train), valid, self.data.vocab, NGRAM_ORDERS[self.level])
+        kn, kn_logp, strength = fit_ngram(np.asarray(split.train), valid, self.data.vocab, NGRAM_ORDERS[self.level])
         best = read_lm(self.paths.best)
         best_lm, stream = build_lm(best, self.info.device), np.concatenate([[eos], valid])
         lm_logp = token_logprobs(best_lm, stream, self.cfg.eval_batch_size, self.cfg.bptt)
-        weight, mix_nll = fit_weight(lm_logp, kn_logp)
-        cache = fit_cache(best_lm, *stream_rows(stream, self.cfg.eval_batch_size), lm_logp,
-                          CACHE_SIZE[self.level], self.cfg.bptt)
+        weight, _ = fit_weight(lm_logp, kn_logp)
+        weights, mix_nll = fit_bucket_weights(lm_logp, kn_logp, strength, kn.strength_levels, weight)
+        rows = stream_rows(stream, self.cfg.eval_batch_size)
+        cache = fit_cache(best_lm, *rows, lm_logp, CACHE_SIZE[self.level], self.cfg.bptt)
+        # the cache once more, on top of the LM+KN mix (its own weight: the mix already covers part of what it adds)
+        mix_logp = mixed_logp(lm_logp, kn_logp, np.asarray(weights)[strength])
+        cache_with_kn = fit_cache(best_lm, *rows, mix_logp, CACHE_SIZE[self.level], self.cfg.bptt)
         kn.save(self.paths.ngram)
         mix = NgramMix(self.paths.ngram.name, kn.order, weight, float(-lm_logp.mean()), float(-kn_logp.mean()),
-                       mix_nll)
-        save_checkpoint(self.paths.best, KIND, {**best, "ngram": mix.to_dict(), "cache": cache.to_dict()})
+                       mix_nll, weights)
+        save_checkpoint(self.paths.best, KIND, {**best, "ngram": mix.to_dict(), "cache": cache.to_dict(),
+                                                "cache_with_kn": cache_with_kn.to_dict()})
         self.reporter.log(describe_mix(mix, self.level))
-        before, after = describe(cache.valid_nll_lm, self.level), describe(cache.valid_nll_cache, self.level)
-        self.reporter.log(f"cache of {cache.size}: weight {cache.weight:.2f}, theta {cache.theta:g} "
-                          f"(validation: {before} -> {after})")
+        for name, fitted in (("cache", cache), ("LM+KN+cache", cache_with_kn)):
+            before, after = describe(fitted.valid_nll_lm, self.level), describe(fitted.valid_nll_cache, self.level)
+            self.reporter.log(f"{name} of {fitted.size}: weight {fitted.weight:.2f}, theta {fitted.theta:g} "
+                              f"(validation: {before} -> {after})")
 
     def _warn_if_epochs_cut_short(self, reason: str, elapsed: float) -> None:
         cfg = self.cfg
@@ -750,6 +781,10 @@ class Trainer:
             self.reporter.log(f"warning: --epochs {cfg.epochs} ended the run after {self.progress.step} steps, "
                               f"before {' and '.join(missed)}; raise --epochs (or --epochs 0: no epoch limit) "
                               f"to train longer")
+
+
+def _as_float(hidden):
+    return tuple(h.float() for h in hidden) if isinstance(hidden, tuple) else hidden.float()
 
 
 def _to_cpu(hidden):

@@ -183,6 +183,8 @@ def load_pipeline_record(out_dir: str | Path) -> tuple[PipelineConfig, VocabConf
         raise TextseqError(f"{path} does not exist (run textseq preprocess first)") from None
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise TextseqError(f"{path} is not a valid pipeline file ({type(exc).__name__})") from None
+    except TextseqError as exc:  # a setting of the wrong type or out of range (a hand-edited file)
+        raise TextseqError(f"{path} is not a valid pipeline file: {exc}") from None
 
 
 def _names(reader: LineReader) -> str:
