@@ -319,7 +319,7 @@ def test_one_flag_vocabulary(capsys, wide):
 
 
 @pytest.mark.parametrize(("path", "old"), [
-    (("forecast", "train"), {"--out", "--model", "--hidden-size", "--days"}),
+    (("forecast", "train"), {"--out", "--hidden-size", "--days"}),
     (("forecast", "evaluate"), {"--checkpoint", "-c"}),
     (("forecast", "predict"), {"--checkpoint", "-c"}),
     (("preprocess",), {"--max-size"}),

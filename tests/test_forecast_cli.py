@@ -46,7 +46,7 @@ def test_train_predict_evaluate_end_to_end(tmp_path, csv_path, capsys):
     assert run(predict) == 0
     assert plot.read_bytes()[:4] == b"\x89PNG"
     rows = forecast_csv.read_text().splitlines()
-    assert rows[0] == "step,price" and len(rows) == 4
+    assert rows[0] == "step,price,lo80,hi80,lo95,hi95" and len(rows) == 4
     assert rows[1].startswith("2024-03-31,")  # the day after the last row
     assert all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])
 

@@ -12,6 +12,7 @@ from textseq.forecast.forecaster import load_forecaster, save_forecaster
 from textseq.forecast.train import train_forecaster
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+NET = {"method": "network", "choose_transform": False}  # one network, the transform as given
 
 
 def sine(n=160, period=16.0):
@@ -21,7 +22,7 @@ def sine(n=160, period=16.0):
 
 
 def config(arch="gru", mode="direct", horizon=4, epochs=3, **train):
-    return ForecastConfig(seq_len=16, horizon=horizon, model=ForecastModelConfig(arch=arch, hidden_size=8),
+    return ForecastConfig(**NET, seq_len=16, horizon=horizon, model=ForecastModelConfig(arch=arch, hidden_size=8),
                           train=ForecastTrainConfig(mode=mode, epochs=epochs, **train))
 
 
@@ -29,7 +30,7 @@ def test_sin_to_cos_is_learned_with_a_stateful_rnn():
     # the seeds' demo: sin in, cos out, hidden state carried (and detached) across consecutive chunks
     steps = np.linspace(0, 60 * np.pi, 600)
     series = SeriesData(np.stack([np.sin(steps), np.cos(steps)], 1), ["sin", "cos"], "cos", ["sin"])
-    cfg = ForecastConfig(seq_len=10, horizon=1, transform=TransformConfig(scale="none"),
+    cfg = ForecastConfig(**NET, seq_len=10, horizon=1, transform=TransformConfig(scale="none"),
                          model=ForecastModelConfig(arch="lstm", hidden_size=16),
                          train=ForecastTrainConfig(mode="teacher", stateful=True, epochs=40, lr=0.02, batch_size=8))
     report = evaluate_tail(train_forecaster(series, cfg, quiet=True).forecaster, series, baselines=("naive",))
@@ -52,7 +53,7 @@ def test_every_mode_forecasts_the_whole_horizon(arch, mode):
 @pytest.mark.parametrize("mode", ["teacher", "free"])
 def test_one_step_recursive_modes_accept_several_inputs(arch, mode):
     two = SeriesData(np.random.default_rng(0).normal(size=(120, 2)), ["a", "b"], "a", ["a", "b"])
-    cfg = ForecastConfig(seq_len=8, horizon=1, model=ForecastModelConfig(arch=arch, hidden_size=4),
+    cfg = ForecastConfig(**NET, seq_len=8, horizon=1, model=ForecastModelConfig(arch=arch, hidden_size=4),
                          train=ForecastTrainConfig(mode=mode, epochs=1))
     assert train_forecaster(two, cfg, quiet=True).forecaster.predict(two, [100, 120]).shape == (2, 1)
 
@@ -109,7 +110,7 @@ def test_invalid_setups_are_clear_errors():
 
 def test_lstm_on_airline_beats_naive_on_the_validation_tail():
     series = load_dataset("airline")
-    cfg = ForecastConfig(seq_len=24, horizon=12, transform=TransformConfig(log=True, diff=12),
+    cfg = ForecastConfig(**NET, seq_len=24, horizon=12, transform=TransformConfig(log=True, diff=12),
                          model=ForecastModelConfig(arch="lstm", hidden_size=16), train=ForecastTrainConfig(epochs=25))
     result = train_forecaster(series, cfg, quiet=True)
     split = result.split

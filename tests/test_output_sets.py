@@ -95,7 +95,12 @@ def _slow_preprocess(corpus: Path, tmp_path: Path, out: Path) -> subprocess.Pope
     big.write_text(text * max(1, 15_000_000 // len(text)), encoding="utf-8")
     return subprocess.Popen([sys.executable, "-c", "from textseq.cli import main; main()", "preprocess", str(big),
                              "-o", str(out), "--level", "word", "--force", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """A job started in the background inherits SIGINT ignored (then Python installs no Ctrl-C handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_spill(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -81,21 +81,27 @@ class ForecastTrainConfig(Settings):
             raise TextseqError("--lr must be positive; --weight-decay, --momentum and --clip must not be negative")
 
 
+METHODS = ("auto", "network")
+
+
 @dataclass
 class ForecastConfig(Settings):
-    seq_len: int = 24  # input window ("days" in the seeds)
+    method: str = "auto"  # auto: networks and statistical models chosen / combined on validation | network: one net
+    seq_len: int = 0  # input window ("days" in the seeds); 0 = from the season and the horizon, fitted to the data
     horizon: int = 1
     test_frac: float = 0.3  # held-out tail (70/30 as in the seeds)
     val_frac: float = 0.2  # validation carved from the end of the training part
     season: int | None = None  # for seasonal naive / MASE; None = from the data's frequency
     transform: TransformConfig = field(default_factory=TransformConfig)
+    choose_transform: bool = True  # try none / log / differencing / seasonal differencing, keep the best on validation
     model: ForecastModelConfig = field(default_factory=ForecastModelConfig)
     train: ForecastTrainConfig = field(default_factory=ForecastTrainConfig)
 
     def validate(self) -> None:
         super().validate()
-        if min(self.seq_len, self.horizon) < 1:
-            raise TextseqError("--seq-len and --horizon must be at least 1")
+        check_choice("model", self.method, METHODS)
+        if self.horizon < 1 or self.seq_len < 0:
+            raise TextseqError("--horizon must be at least 1 and --seq-len at least 1 (0: automatic)")
         if self.season is not None and self.season < 1:  # a negative m would make seasonal naive read the future
             raise TextseqError("--season must be at least 1")
         if self.model.bidirectional and self.recursive:

@@ -241,12 +241,14 @@ def future_labels(series: SeriesData, steps: int) -> list[str]:
         return fallback
     import pandas as pd
 
+    if not series.freq.startswith(("B", "C")):  # business-day periods are deprecated in pandas: use timestamps
+        try:
+            last = pd.Period(series.dates[-1], freq=series.freq)
+            return [str(last + i) for i in range(1, steps + 1)]
+        except (ValueError, TypeError):  # not a period frequency ("MS", "W-SAT"): step timestamps
+            pass
     try:
-        last = pd.Period(series.dates[-1], freq=series.freq)
-        return [str(last + i) for i in range(1, steps + 1)]
-    except (ValueError, TypeError):  # not a period frequency ("MS", "W-SAT"): step timestamps
-        pass
-    try:
-        return [str(d.date()) for d in pd.date_range(series.dates[-1], periods=steps + 1, freq=series.freq)[1:]]
+        stamps = pd.date_range(series.dates[-1], periods=steps + 1, freq=series.freq)[1:]
     except (ValueError, TypeError):
         return fallback
+    return [str(d.date()) if d == d.normalize() else str(d) for d in stamps]

@@ -67,6 +67,55 @@ def _quarters(frame):
     return pd.period_range(start, periods=len(frame), freq="Q")
 
 
+def _sktime_csv(folder: str, column: str):
+    """A CSV inside sktime's data folder that has no loader of its own."""
+
+    def load():
+        import os
+
+        import pandas as pd
+
+        try:
+            import sktime
+        except ImportError:
+            raise TextseqError("this dataset ships with sktime: pip install 'textseq[datasets]'") from None
+        path = os.path.join(os.path.dirname(sktime.__file__), "datasets", "data", folder, f"{folder}.csv")
+        frame = pd.read_csv(path, index_col=0, parse_dates=True)
+        return frame[column].asfreq("MS")
+
+    return load
+
+
+def _uschange():
+    """Quarterly percentage changes in US consumption (and income, ...) 1970Q1-2016Q3 (fpp2's uschange)."""
+    import pandas as pd
+
+    consumption, others = _sktime("load_uschange")()
+    frame = pd.concat([consumption, others], axis=1)
+    return frame.set_index(pd.period_range("1970Q1", periods=len(frame), freq="Q"))
+
+
+def _elnino():
+    """The wide year x month table as one monthly series."""
+    import pandas as pd
+
+    frame = _statsmodels("elnino")()
+    values = frame.drop(columns=["YEAR"]).to_numpy().ravel()
+    start = f"{int(frame['YEAR'].iloc[0])}-01"
+    return pd.Series(values, index=pd.period_range(start, periods=len(values), freq="M"), name="temperature")
+
+
+def _interest_inflation():
+    return _statsmodels("interest_inflation", index=_quarters)().drop(columns=["year", "quarter"])
+
+
+def _danish():
+    import pandas as pd
+
+    frame = _statsmodels("danish_data")()
+    return frame.set_index(pd.PeriodIndex(frame.index, freq="Q"))
+
+
 def _macrodata():
     frame = _statsmodels("macrodata", index=_quarters)()
     return frame.drop(columns=["year", "quarter"])
@@ -90,6 +139,18 @@ DATASETS = {
         Dataset("macrodata", "US quarterly macro data 1959-2009, 203 points; default target: tbilrate "
                 "(3-month T-bill rate); other columns (infl, unemp, realgdp, ...) usable as inputs",
                 "statsmodels", _macrodata, target="tbilrate"),
+        Dataset("seatbelts", "monthly UK car drivers killed or seriously injured 1969-1984, 192 points",
+                "sktime", _sktime_csv("seatbelts", "KSI")),
+        Dataset("pbs", "monthly Australian PBS prescriptions of one drug class 1991-2008, 204 points", "sktime",
+                _sktime("load_PBS_dataset")),
+        Dataset("uschange", "quarterly % change of US consumption 1970-2016, 187 points; income, production, "
+                "savings, unemployment as further columns", "sktime", _uschange, target="Consumption"),
+        Dataset("elnino", "monthly Pacific sea surface temperature (El Nino region) 1950-2010, 732 points",
+                "statsmodels", _elnino),
+        Dataset("interest", "quarterly German long-term interest rate R 1972-1998, 107 points (and inflation Dp)",
+                "statsmodels", _interest_inflation, target="R"),
+        Dataset("danish", "quarterly Danish log real money demand lrm 1974-1987, 55 points (and income, rates)",
+                "statsmodels", _danish, target="lrm"),
     ]
 }
 

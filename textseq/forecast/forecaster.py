@@ -61,12 +61,28 @@ def states_along(model: nn.Module, x: torch.Tensor) -> list[Hidden]:
 class Forecaster:
     """Configuration + fitted transform + trained network(s) (an ensemble is averaged)."""
 
-    def __init__(self, cfg: ForecastConfig, spec: SeriesSpec, transform: SeriesTransform, models: list[nn.Module]):
+    def __init__(self, cfg: ForecastConfig, spec: SeriesSpec, transform: SeriesTransform, models: list[nn.Module],
+                 residuals: np.ndarray | None = None, relative: bool = False):
         self.cfg, self.spec, self.transform, self.models = cfg, spec, transform, models
+        self.residuals = np.zeros((0, cfg.horizon)) if residuals is None else residuals  # validation errors [N, H]
+        self.relative = relative  # residuals relative to the last observed value (a positive series)
 
     @property
     def season(self) -> int:
-        return self.cfg.season or season_from_freq(self.spec.freq)
+        return self.cfg.season if self.cfg.season is not None else season_from_freq(self.spec.freq)
+
+    @property
+    def first_origin(self) -> int:
+        return self.transform.lag + self.cfg.seq_len
+
+    def label(self) -> str:
+        from textseq.forecast.train import describe_transform
+
+        members = f" x{len(self.models)}" if len(self.models) > 1 else ""
+        return f"{self.cfg.model.arch} {describe_transform(self.cfg.transform)}, window {self.cfg.seq_len}{members}"
+
+    def describe(self) -> str:
+        return self.cfg.model.arch
 
     def _arrays(self, series: SeriesData) -> tuple[np.ndarray, np.ndarray]:
         missing = [c for c in [self.spec.target, *self.spec.inputs] if c not in series.columns]
@@ -113,9 +129,26 @@ class Forecaster:
                      for m in self.models]
         return np.mean(forecasts, axis=0)
 
-    def forecast_next(self, series: SeriesData) -> np.ndarray:
-        """The ``horizon`` values after the end of ``series``."""
-        return self.predict(series, [len(series)])[0]
+    def predict_steps(self, series: SeriesData, origins: np.ndarray, steps: int) -> np.ndarray:
+        """``[N, steps]``: beyond the trained horizon the forecasts are fed back as history (target-only models)."""
+        if steps <= self.cfg.horizon:
+            return self.predict(series, origins)[:, :steps]
+        if list(self.spec.inputs) != [self.spec.target]:
+            raise TextseqError(f"forecasting beyond the trained horizon {self.cfg.horizon} feeds forecasts back, "
+                               "so the target must be the only input; train with a longer --horizon")
+        return np.stack([self._recursive(series.head(int(o)), steps) for o in origins])
+
+    def _recursive(self, history: SeriesData, steps: int) -> np.ndarray:
+        out: list[float] = []
+        while len(out) < steps:
+            known = np.concatenate([history.column(self.spec.target), out])
+            extended = SeriesData(known[:, None], [self.spec.target], self.spec.target, [self.spec.target])
+            out.extend(self.predict(extended, [len(known)])[0].tolist())
+        return np.asarray(out[:steps])
+
+    def forecast_next(self, series: SeriesData, steps: int | None = None) -> np.ndarray:
+        """The next ``steps`` (default: the horizon) values after the end of ``series``."""
+        return self.predict_steps(series, np.array([len(series)]), steps or self.cfg.horizon)[0]
 
     def to_payload(self) -> dict:
         return {
@@ -123,6 +156,8 @@ class Forecaster:
             "series": asdict(self.spec),
             "transform": self.transform.to_dict(),
             "model_states": [m.state_dict() for m in self.models],
+            "residuals": np.asarray(self.residuals).tolist(),
+            "relative": self.relative,
         }
 
     @classmethod
@@ -134,7 +169,9 @@ class Forecaster:
             model = build_models(cfg, len(spec.inputs))
             model.load_state_dict(state)
             models.append(model.eval())
-        return cls(cfg, spec, SeriesTransform.from_dict(data["transform"]), models)
+        residuals = np.asarray(data.get("residuals", []), dtype=np.float64).reshape(-1, cfg.horizon)
+        return cls(cfg, spec, SeriesTransform.from_dict(data["transform"]), models, residuals,
+                   bool(data.get("relative", False)))
 
 
 def save_forecaster(path: str | os.PathLike, forecaster: Forecaster, extra: dict | None = None) -> Path:
@@ -142,9 +179,14 @@ def save_forecaster(path: str | os.PathLike, forecaster: Forecaster, extra: dict
     return save_checkpoint(path, "forecast", {**forecaster.to_payload(), **(extra or {})})
 
 
-def load_forecaster(path: str | os.PathLike) -> Forecaster:
+def load_forecaster(path: str | os.PathLike):
+    """A :class:`Forecaster` or, for the default ``auto`` model, an :class:`~textseq.forecast.auto.AutoForecaster`."""
     data = load_checkpoint(path, kind="forecast")
     try:
+        if data.get("auto"):
+            from textseq.forecast.auto import AutoForecaster
+
+            return AutoForecaster.from_payload(data)
         return Forecaster.from_payload(data)
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise TextseqError(f"checkpoint {path} is not a usable forecast model ({type(exc).__name__}: {exc})") from None

@@ -26,14 +26,29 @@ class Split:
     test_start: int
 
 
-def chronological_split(n: int, test_frac: float = 0.3, val_frac: float = 0.2) -> Split:
+def chronological_split(n: int, test_frac: float = 0.3, val_frac: float = 0.2, horizon: int = 1) -> Split:
     """Test = the last ``test_frac`` of the series (70/30 as in the seeds by default); validation =
-    the last ``val_frac`` of what remains for training."""
+    the last ``val_frac`` of what remains for training. Each part holds at least one horizon (a short series
+    still gets one forecast origin in each)."""
     if not (0.0 <= test_frac < 1.0 and 0.0 <= val_frac < 1.0):
         raise TextseqError("--test-frac and --val-frac must be in [0, 1)")
-    test_start = n - int(round(n * test_frac))
-    val_start = test_start - int(round(test_start * val_frac))
-    return Split(n, val_start, test_start)
+    test = max(int(round(n * test_frac)), horizon) if test_frac > 0 else 0
+    val = max(int(round((n - test) * val_frac)), horizon) if val_frac > 0 else 0
+    return Split(n, max(n - test - val, 0), max(n - test, 0))
+
+
+MIN_TRAIN_WINDOWS = 8  # fewer windows than this and a network learns nothing a baseline does not know
+
+
+def default_seq_len(season: int, horizon: int) -> int:
+    """Two seasons (the seeds' 24 months), at least two horizons and 8 steps, at most 60."""
+    return min(max(2 * season, 2 * horizon, 8), 60)
+
+
+def fitting_seq_len(wanted: int, split: Split, lag: int, horizon: int) -> int:
+    """The longest window up to ``wanted`` that leaves MIN_TRAIN_WINDOWS training windows (0: none fits)."""
+    room = split.val_start - lag - horizon + 1 - MIN_TRAIN_WINDOWS
+    return max(0, min(wanted, room))
 
 
 @dataclass

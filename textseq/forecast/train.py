@@ -16,18 +16,23 @@ import torch
 from torch import Tensor, nn
 
 from textseq.errors import TextseqError
-from textseq.forecast.config import ForecastConfig
+from textseq.forecast.config import ForecastConfig, TransformConfig
 from textseq.forecast.data import SeriesData
 from textseq.forecast.forecaster import Forecaster, SeriesSpec, build_models
+from textseq.forecast.intervals import is_relative, validation_errors
 from textseq.forecast.models import rollout
 from textseq.forecast.prep import (
+    MIN_TRAIN_WINDOWS,
     SeriesTransform,
     Split,
     chronological_split,
+    default_seq_len,
+    fitting_seq_len,
     horizon_values,
     make_windows,
     origins_between,
 )
+from textseq.forecast.season import Season, detect_season
 from textseq.models.cells import detach_hidden
 from textseq.progress import ProgressReporter
 from textseq.training import EarlyStopping, guarded_update, make_optimizer
@@ -37,10 +42,12 @@ LOSS_FUNCTIONS = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
 
 @dataclass
 class ForecastTrainResult:
-    forecaster: Forecaster
+    forecaster: Forecaster  # or an AutoForecaster (the same interface)
     split: Split
     best_val_mae: list[float] = field(default_factory=list)  # per ensemble member
     epochs_run: list[int] = field(default_factory=list)
+    selection: list[tuple[str, float]] = field(default_factory=list)  # (candidate, validation MAE)
+    season: Season | None = None
 
 
 def validate_config(cfg: ForecastConfig, series: SeriesData) -> None:
@@ -133,7 +140,8 @@ def validation_origins(cfg: ForecastConfig, split: Split, lag: int) -> np.ndarra
     if len(origins) == 0:
         raise TextseqError(
             f"the validation part ({split.test_start - split.val_start} points) has no room for a window of "
-            f"{cfg.seq_len} and horizon {cfg.horizon}; raise --val-frac or use a longer series"
+            f"{cfg.seq_len} and horizon {cfg.horizon}; use a shorter --seq-len (0: automatic), raise --val-frac "
+            "or use a longer series"
         )
     return origins
 
@@ -164,24 +172,108 @@ def train_one(cfg: ForecastConfig, forecaster: Forecaster, series: SeriesData, s
     return model.eval(), stopper.best, epoch
 
 
-def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | None = None,
-                     quiet: bool = False) -> ForecastTrainResult:
-    """Fit the transform on the training part, then train ``cfg.train.ensemble`` networks."""
+def train_network(series: SeriesData, cfg: ForecastConfig, split: Split, source: dict | None = None,
+                  quiet: bool = False, members: list[nn.Module] | None = None) -> ForecastTrainResult:
+    """Fit the transform on the training part, then train ``cfg.train.ensemble`` networks (a concrete config:
+    window and transform fixed); ``members`` already trained (seeds seed, seed+1, ...) are kept."""
     validate_config(cfg, series)
-    split = chronological_split(len(series), cfg.test_frac, cfg.val_frac)
     transform = SeriesTransform(cfg.transform, [c == series.target for c in series.inputs])
     transform.fit(series.input_values, series.target_values, split.val_start)
     validation_origins(cfg, split, transform.lag)  # fail before training if there are none
-    forecaster = Forecaster(cfg, SeriesSpec.of(series, source), transform, [])
+    forecaster = Forecaster(cfg, SeriesSpec.of(series, source), transform, list(members or []))
     result = ForecastTrainResult(forecaster, split)
-    epochs = cfg.train.epochs
-    with ProgressReporter("training", epochs * cfg.train.ensemble, enabled=not quiet, transient=True) as progress:
-        for member in range(cfg.train.ensemble):
-            def on_epoch(epoch: int, loss: float, val_mae: float, member: int = member) -> None:
-                progress.update(member * epochs + epoch, stats=f"epoch {epoch} loss {loss:.4f} val MAE {val_mae:.4g}")
+    epochs, todo = cfg.train.epochs, range(len(forecaster.models), cfg.train.ensemble)
+    with ProgressReporter("training", epochs * len(todo), enabled=not quiet and len(todo) > 0,
+                          transient=True) as progress:
+        for i, member in enumerate(todo):
+            def on_epoch(epoch: int, loss: float, val_mae: float, i: int = i) -> None:
+                progress.update(i * epochs + epoch, stats=f"epoch {epoch} loss {loss:.4f} val MAE {val_mae:.4g}")
 
             model, val_mae, epochs_run = train_one(cfg, forecaster, series, split, cfg.train.seed + member, on_epoch)
             forecaster.models.append(model)
             result.best_val_mae.append(val_mae)
             result.epochs_run.append(epochs_run)
     return result
+
+
+def transform_candidates(target: np.ndarray, season: int, base: TransformConfig) -> dict[str, TransformConfig]:
+    """None, first differences, seasonal differences, and their logs for a positive series."""
+    options = {"none": 0, "diff1": 1} | ({f"diff{season}": season} if season > 1 else {})
+    candidates = {name: TransformConfig(scale=base.scale, diff=lag) for name, lag in options.items()}
+    if (np.asarray(target) > 0).all():
+        lag = season if season > 1 else 1
+        candidates[f"log+diff{lag}"] = TransformConfig(scale=base.scale, log=True, diff=lag)
+    return candidates
+
+
+def describe_transform(transform: TransformConfig) -> str:
+    parts = (["log"] if transform.log else []) + ([f"diff{transform.diff}"] if transform.diff else [])
+    return "+".join(parts) or "none"
+
+
+def concrete(cfg: ForecastConfig, split: Split, transform: TransformConfig, season: int) -> ForecastConfig | None:
+    """``cfg`` with this transform, the season and a window that fits the training part (None: none fits)."""
+    out = copy.deepcopy(cfg)
+    out.transform, out.season, out.choose_transform = copy.deepcopy(transform), season, False
+    wanted = cfg.seq_len or default_seq_len(season, cfg.horizon)
+    out.seq_len = fitting_seq_len(wanted, split, transform.diff, cfg.horizon) if not cfg.seq_len else cfg.seq_len
+    return out if out.seq_len >= 1 else None
+
+
+def select_network(series: SeriesData, cfg: ForecastConfig, split: Split, season: int, source: dict | None = None,
+                   quiet: bool = False) -> tuple[ForecastTrainResult | None, list[tuple[str, float]]]:
+    """One network per transform candidate (or the given transform), the lowest validation MAE kept and
+    completed to its ensemble. Returns (result or None when no window fits, [(transform, val MAE)])."""
+    if cfg.choose_transform:
+        options = transform_candidates(series.target_values[:split.val_start], season, cfg.transform)
+    else:
+        options = {describe_transform(cfg.transform): cfg.transform}
+    log, best = [], None
+    for name, transform in options.items():
+        trial = concrete(cfg, split, transform, season)
+        if trial is None:
+            continue
+        if len(options) > 1:
+            trial.train.ensemble = 1
+        result = train_network(series, trial, split, source, quiet)
+        log.append((name, result.best_val_mae[0]))
+        if best is None or result.best_val_mae[0] < best.best_val_mae[0]:
+            best = result
+    if best is None or best.forecaster.cfg.train.ensemble == cfg.train.ensemble:
+        return best, log
+    final = copy.deepcopy(best.forecaster.cfg)
+    final.train.ensemble = cfg.train.ensemble
+    full = train_network(series, final, split, source, quiet, members=best.forecaster.models)
+    full.best_val_mae = best.best_val_mae + full.best_val_mae
+    full.epochs_run = best.epochs_run + full.epochs_run
+    return full, log
+
+
+def train_forecaster(series: SeriesData, cfg: ForecastConfig, source: dict | None = None,
+                     quiet: bool = False) -> ForecastTrainResult:
+    """The default ``auto`` model (networks and statistical models, chosen and combined on validation), or
+    with ``method="network"`` one network (its transform chosen on validation unless given)."""
+    validate_config(cfg, series)
+    split = chronological_split(len(series), cfg.test_frac, cfg.val_frac, cfg.horizon)
+    season = detect_season(series.target_values[:split.test_start], series.freq, cfg.season)  # never the test tail
+    if cfg.method == "auto":
+        from textseq.forecast.auto import fit_auto
+
+        return fit_auto(series, cfg, split, season, source, quiet)
+    result, log = select_network(series, cfg, split, season.period, source, quiet)
+    if result is None:
+        raise TextseqError(no_room_message(cfg, split))
+    result.selection, result.season = log, season
+    forecaster = result.forecaster
+    forecaster.relative = is_relative(series.target_values[:split.val_start])
+    origins = validation_origins(forecaster.cfg, split, forecaster.transform.lag)
+    forecaster.residuals = validation_errors(horizon_values(series.target_values, origins, cfg.horizon),
+                                             forecaster.predict(series, origins), series.target_values[origins - 1],
+                                             forecaster.relative)
+    return result
+
+
+def no_room_message(cfg: ForecastConfig, split: Split) -> str:
+    return (f"the training part ({split.val_start} points) has no room for {MIN_TRAIN_WINDOWS} windows of "
+            f"{cfg.seq_len or 'any length'} + horizon {cfg.horizon}; use a shorter --seq-len, a smaller "
+            "--test-frac/--val-frac or a longer series")
