@@ -91,10 +91,14 @@ def geomean(values) -> float:
     return float(np.exp(np.mean(np.log(values)))) if values else math.nan
 
 
+def _wins(part: list[dict], rival: str) -> str:
+    return f"{sum(r['mase']['auto'] < r['mase'].get(rival, math.inf) for r in part)}"
+
+
 def summary_lines(rows: list[dict]) -> list[str]:
     lines = ["| group | series | geo-mean MASE auto / best baseline | auto ≤ best baseline | geo-mean auto / "
-             "seasonal naive | auto < seasonal naive | 80% coverage (mean) | 95% coverage (mean) | geo-mean "
-             "0.2 default / best baseline | 0.2 default fails |", "|" + "---|" * 10]
+             "seasonal naive | auto < seasonal naive | auto < ETS / ARIMA / theta | 80% coverage (mean) | 95% "
+             "coverage (mean) | geo-mean 0.2 default / best baseline | 0.2 default fails |", "|" + "---|" * 11]
     for group in ("held-out", "dev", "all"):
         part = [r for r in rows if group in ("all", r["group"])]
         if not part:
@@ -105,7 +109,9 @@ def summary_lines(rows: list[dict]) -> list[str]:
         lines.append(f"| {group} | {len(part)} | **{geomean(r['ratio_best'] for r in part):.3f}** | "
                      f"{sum(r['ratio_best'] <= 1.0 for r in part)} / {len(part)} | "
                      f"{geomean(r['ratio_snaive'] for r in part):.3f} | "
-                     f"{sum(r['ratio_snaive'] < 1.0 for r in part)} / {len(part)} | {coverage['80']:.1f}% | "
+                     f"{sum(r['ratio_snaive'] < 1.0 for r in part)} / {len(part)} | "
+                     f"{' / '.join(_wins(part, rival) for rival in ('ets', 'arima', 'theta'))} of {len(part)} | "
+                     f"{coverage['80']:.1f}% | "
                      f"{coverage['95']:.1f}% | {geomean(old):.2f} | "
                      f"{sum(r['old_default'] is None for r in part)} |")
     return lines
@@ -135,23 +141,27 @@ def main() -> None:
     parser.add_argument("--series", default=",".join(PANEL), help="comma-separated panel names")
     parser.add_argument("--quick", action="store_true", help="30 epochs (smoke run)")
     parser.add_argument("--results", default="bench/results/bench_forecast.md")
+    parser.add_argument("--render", metavar="JSON", help="only re-print the tables of a saved run")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
-    for name in args.series.split(","):
+    rows = json.loads(Path(args.render).read_text()) if args.render else []
+    for name in [] if args.render else args.series.split(","):
         rows.append(run_series(name, args.quick))
         r = rows[-1]
         print(f"{name}: auto {r['mase']['auto']:.3f}, best baseline {r['best_baseline']} "
               f"{r['mase'][r['best_baseline']]:.3f}, ratio {r['ratio_best']:.3f} ({r['members']}; "
               f"{r['fit_seconds']:.0f} s)", flush=True)
     command = "python bench/bench_forecast.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    if args.render:
+        command = "python bench/bench_forecast.py"  # the run that produced the rows
     text = "\n".join(["# bench_forecast", "", __doc__.split("\n\n", 1)[1].strip(), "",
                       f"Command: `{command}`; torch {torch.__version__}, 1 thread.", "",
                       "## Aggregate", "", *summary_lines(rows), "", "## Per series (test-tail MASE; *best baseline*)",
                       "", *series_lines(rows), ""])
     print(text)
     atomic_write_text(args.results, text)
-    atomic_write_text(Path(args.results).with_suffix(".json"), json.dumps(rows, indent=1, default=float))
+    if not args.render:
+        atomic_write_text(Path(args.results).with_suffix(".json"), json.dumps(rows, indent=1, default=float))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from textseq.cli.options import DATA as DATA_PANEL
@@ -240,10 +241,22 @@ def train_command(
 
 
 def _json(data: dict) -> str:
+    """Strict JSON: a metric that cannot be computed (NaN, inf) is null."""
     import json
+    import math
 
-    data = {k: v for k, v in data.items() if k != "lines"}
-    return json.dumps(data, allow_nan=True, default=float)
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k != "lines"}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, (float, np.floating)):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    return json.dumps(clean(data), allow_nan=False)
 
 
 def _fit_summary(result, series, output: Path) -> dict:
@@ -422,12 +435,9 @@ def predict_command(
             for i, (label, value) in enumerate(zip(labels, forecast, strict=True))]
     lines = [",".join(header)] + [",".join(row) for row in rows]
     if json_output:
-        import json
-
-        typer.echo(json.dumps({"series": series.name, "fitted_on": note, "steps": labels,
-                               "forecast": forecast.tolist(),
-                               "intervals": {lv: {"lower": b[0].tolist(), "upper": b[1].tolist()}
-                                             for lv, b in bands.items()}}))
+        typer.echo(_json({"series": series.name, "fitted_on": note, "steps": labels, "forecast": forecast.tolist(),
+                          "intervals": {lv: {"lower": b[0].tolist(), "upper": b[1].tolist()}
+                                        for lv, b in bands.items()}}))
     else:
         typer.echo(f"# {note}")
         typer.echo("\n".join(lines))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,20 @@ def _aicc(result) -> float:
     return float(value) if np.isfinite(value) else np.inf
 
 
+def _lowest_aicc(kind: str, season: int, trials) -> StatModel | None:
+    """The form with the lowest AICc among ``trials``: (settings, a function that fits it) pairs."""
+    best = None
+    for settings, fit in trials:
+        try:
+            result = fit()
+        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):
+            continue
+        score = _aicc(result)
+        if np.isfinite(score) and (best is None or score < best[0]):
+            best = (score, settings, result.params)
+    return None if best is None else StatModel(kind, season, best[1], [float(p) for p in np.asarray(best[2])])
+
+
 def _fit_ets(endog: np.ndarray, season: int) -> StatModel | None:
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
@@ -109,21 +124,14 @@ def _fit_ets(endog: np.ndarray, season: int) -> StatModel | None:
     forms = itertools.product(("add", "mul") if positive else ("add",), (None, "add"), (False, True),
                               (None, "add", "mul") if seasonal_ok and positive else (None, "add") if seasonal_ok
                               else (None,))
-    best = None
+    trials = []
     for error, trend, damped, seasonal in forms:
         if damped and trend is None:
             continue
         settings = {"error": error, "trend": trend, "damped_trend": damped, "seasonal": seasonal}
-        try:
-            result = ETSModel(endog, seasonal_periods=season if seasonal else None, **settings).fit(disp=False)
-        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):
-            continue
-        score = _aicc(result)
-        if np.isfinite(score) and (best is None or score < best[0]):
-            best = (score, settings, result.params)
-    if best is None:
-        return None
-    return StatModel("ets", season, best[1], [float(p) for p in np.asarray(best[2])])
+        model = functools.partial(ETSModel, endog, seasonal_periods=season if seasonal else None, **settings)
+        trials.append((settings, lambda model=model: model().fit(disp=False)))
+    return _lowest_aicc("ets", season, trials)
 
 
 def _differences_needed(endog: np.ndarray, max_d: int = 2) -> int:
@@ -154,19 +162,12 @@ def _fit_arima(endog: np.ndarray, season: int) -> StatModel | None:
     # a constant for an undifferenced series; for a once-differenced one a drift (SARIMAX's "t" on levels), kept
     # only where it lowers the AIC, as auto.arima does
     trends = (None,) if seasonal or d == 2 else ("c",) if d == 0 else (None, "t")
-    best = None
+    trials = []
     for p, q, trend in itertools.product((0, 1, 2), (0, 1, 2), trends):
         settings = {"order": [p, d, q], "seasonal_order": list(seasonal_order), "trend": trend}
-        try:
-            result = SARIMAX(endog, order=(p, d, q), seasonal_order=seasonal_order, trend=trend).fit(disp=False)
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        score = _aicc(result)
-        if np.isfinite(score) and (best is None or score < best[0]):
-            best = (score, settings, result.params)
-    if best is None:
-        return None
-    return StatModel("arima", season, best[1], [float(p) for p in np.asarray(best[2])])
+        model = functools.partial(SARIMAX, endog, order=(p, d, q), seasonal_order=seasonal_order, trend=trend)
+        trials.append((settings, lambda model=model: model().fit(disp=False)))
+    return _lowest_aicc("arima", season, trials)
 
 
 def _fit_theta(endog: np.ndarray, season: int) -> StatModel | None:
