@@ -74,3 +74,37 @@ def test_ngram_bow_rejects_bad_options():
         ngram_bow(DOCS, 1, 2, min_count=0)
     with pytest.raises(TextseqError):
         ngram_bow(DOCS, 1, 2, vocab=["a", "a"])
+
+
+def test_the_pipeline_is_an_analyzer_and_tfidf_is_scikit_learns():
+    from gensim.corpora import Dictionary
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    from textseq.features.bow import tfidf
+    from textseq.text.pipeline import Pipeline, PipelineConfig
+
+    lines = ["子曰：学而时习之，不亦说乎", "The Cat sat on the mat", "the cat, 学而 the dog"]
+    pipeline = Pipeline(PipelineConfig.for_level("word"))
+    docs = list(pipeline.process_lines(lines))
+    counts = CountVectorizer(analyzer=pipeline).fit(lines)
+    assert set(counts.vocabulary_) == {t for doc in docs for t in doc}
+    vocab = Vocab.from_docs(docs)
+    ours = tfidf(docs, vocab)
+    theirs = TfidfVectorizer(analyzer=pipeline).fit(lines)
+    columns = [vocab.stoi[t] for t in theirs.get_feature_names_out()]
+    assert abs(ours[:, columns] - theirs.transform(lines)).max() < 1e-12
+    assert bag_of_words(docs, vocab).sum() == sum(len(doc) for doc in docs)
+    dictionary = Dictionary(pipeline.process_lines(lines))
+    assert dictionary.num_pos == sum(len(doc) for doc in docs)
+
+
+def test_preprocess_writes_tfidf_beside_bow(tmp_path):
+    from textseq.cli import run
+
+    corpus = Path(__file__).resolve().parent.parent / "corpora" / "zh" / "lunyu.txt"
+    out = tmp_path / "out"
+    assert run(["preprocess", str(corpus), "--level", "word", "--bow", "--tfidf", "-o", str(out), "--quiet"]) == 0
+    bow, weighted = (sparse.load_npz(out / "features" / name) for name in ("bow.npz", "tfidf.npz"))
+    assert bow.shape == weighted.shape and (bow != 0).sum() == (weighted != 0).sum()
+    norms = np.sqrt(weighted.multiply(weighted).sum(axis=1)).A.ravel()
+    assert np.allclose(norms[norms > 0], 1.0)

@@ -35,8 +35,19 @@ def test_stopwords_builtin_and_user(tmp_path):
     path = tmp_path / "stop.txt"
     path.write_text("# comment\nbennet\n\n", encoding="utf-8")
     cfg = PipelineConfig(stopwords=StopwordConfig(langs=("en", "zh"), words=load_stopword_file(path)))
-    # "mr" is an English stopword, matched whatever the case
+    # en is the conservative list (function words, matched whatever the case); en-iso also removes "mr"
+    assert Pipeline(cfg).process_line("The wife of Mr Bennet and 我们的 君子") == ["wife", "Mr", "君子"]
+    cfg.stopwords.langs = ("en-iso", "zh")
     assert Pipeline(cfg).process_line("The wife of Mr Bennet and 我们的 君子") == ["wife", "君子"]
+    assert "old" in Pipeline(PipelineConfig(stopwords=StopwordConfig(langs=("en",)))).process_line("the old man")
+    with pytest.raises(TextseqError, match="no built-in stopword list 'xx'"):
+        Pipeline(PipelineConfig(stopwords=StopwordConfig(langs=("xx",))))
+
+
+def test_stopwords_are_cleaned_like_the_text():
+    # NFKC turns the text's "，" into ","; the Chinese list holds "，": it must be normalized the same way
+    tokens = Pipeline(PipelineConfig(stopwords=StopwordConfig(langs=("zh",)))).process_line("子曰，学而时习之")
+    assert "," not in tokens and "，" not in tokens and "学而" in tokens
 
 
 @pytest.mark.parametrize("normalize, expected", [

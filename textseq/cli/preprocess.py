@@ -58,7 +58,8 @@ def preprocess(
     remove_digits: bool = typer.Option(False, "--remove-digits", help="Digits.", rich_help_panel=CLEAN),
     remove_punct: bool = typer.Option(False, "--remove-punct", help="Punctuation and symbols.",
                                       rich_help_panel=CLEAN),
-    stopwords: str = opt("--stopwords", help="Built-in stopword lists, e.g. en,zh.", default="none", panel=FILTERS),
+    stopwords: str = opt("--stopwords", help="Built-in stopword lists: en (conservative), en-iso (large), zh, "
+                         "other ISO codes.", default="none", panel=FILTERS),
     stopwords_file: list[str] = opt("--stopwords-file", help="Stopword file, one per line (repeatable).",
                                     panel=FILTERS),
     lowercase: bool = opt("--lowercase/--no-lowercase", help="Lowercase tokens.",
@@ -81,6 +82,8 @@ def preprocess(
     specials: str = opt("--specials", help="Special tokens, first ids; must include <eos>.",
                         default=",".join(default_of(VocabConfig, "specials")), panel=VOCAB),
     bow: bool = typer.Option(False, "--bow", help="features/bow.npz: docs x vocab counts.", rich_help_panel=FEATURES),
+    tfidf: bool = typer.Option(False, "--tfidf", help="features/tfidf.npz: the same, TF-IDF weighted (scikit-learn).",
+                               rich_help_panel=FEATURES),
     ngrams: str = opt("--ngrams", help="features/ngrams.tsv: n-gram counts for a range like 1-3.", default="none",
                       panel=FEATURES),
     ngram_lm: int = opt("--ngram-lm", help="Kneser-Ney LM of this order, perplexity on held-out docs.",
@@ -107,6 +110,9 @@ def preprocess(
                       default=default_of(PreprocessConfig, "errors"), panel=RUN),
     max_line_mb: float = opt("--max-line-mb", help="Refuse lines longer than this (one line is held in memory).",
                              default=default_of(PreprocessConfig, "max_line_mb"), panel=RUN),
+    pretokenized: bool = typer.Option(False, "--pretokenized", help="Text already tokenized (WikiText, PTB): split "
+                                      "on whitespace only, no cleaning or case change, tokens kept as written "
+                                      "(literal <unk>, @-@); implies --level word.", rich_help_panel=TOKENS),
     keep_empty: bool = typer.Option(False, "--keep-empty", help="Keep lines without tokens as empty documents.",
                                     rich_help_panel=RUN),
     force: bool = typer.Option(False, "--force", help="Overwrite a non-empty output directory.",
@@ -118,9 +124,10 @@ def preprocess(
     from textseq.text.stopwords import load_stopword_file
     from textseq.text.tokenize import load_user_dict
 
-    t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow = (  # False: not given (the default is False too)
-        flag or None for flag in (t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow))
-    pipeline = PipelineConfig.for_level(level or DEFAULT_LEVEL).to_dict()
+    t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow, tfidf = (  # False: not given (default False too)
+        flag or None for flag in (t2s, remove_digits, remove_punct, lemmatize, keep_empty, bow, tfidf))
+    level = level or ("word" if pretokenized else DEFAULT_LEVEL)  # pretokenized text is words
+    pipeline = PipelineConfig.for_level(level, pretokenized).to_dict()
     pipeline["clean"] = merge(pipeline["clean"], dict(
         nfkc=nfkc, strip_html=strip_html, strip_urls=strip_urls, strip_emails=strip_emails,
         strip_control=strip_control, remove_digits=remove_digits, remove_punct=remove_punct,
@@ -137,8 +144,9 @@ def preprocess(
                            max_size=either(max_vocab, max_size, "--max-vocab", "--max-size") or None,
                            specials=split_list(specials) if specials is not None else None))
     w2v = merge({}, dict(vector_size=w2v_size, window=w2v_window, epochs=w2v_epochs, min_count=w2v_min_count))
-    features = merge({}, dict(bow=bow, ngrams=_parse_range(ngrams) if ngrams else None, ngram_lm_order=ngram_lm,
-                              heldout_ratio=heldout_ratio, word2vec=w2v if word2vec or w2v else None))
+    features = merge({}, dict(bow=bow, tfidf=tfidf, ngrams=_parse_range(ngrams) if ngrams else None,
+                              ngram_lm_order=ngram_lm, heldout_ratio=heldout_ratio,
+                              word2vec=w2v if word2vec or w2v else None))
     settings = merge(dict(pipeline=pipeline, vocab=vocab, features=features),
                      dict(encoding=encoding, errors=errors, max_line_mb=max_line_mb, workers=workers,
                           keep_empty=keep_empty))

@@ -41,6 +41,9 @@ def train(
                        panel=DATA),
     level: str = opt("--level", help="char | word (raw text only).", default=_t("level"), panel=DATA),
     lang: str = opt("--lang", help="auto | zh | en (raw text only).", default=_t("lang"), panel=DATA),
+    pretokenized: bool = typer.Option(False, "--pretokenized", help="Raw text already tokenized (WikiText, PTB): "
+                                      "split on whitespace only, tokens kept as written (literal <unk>); word level.",
+                                      rich_help_panel=DATA),
     min_count: int = opt("--min-count", help="Rarer tokens become <unk>.", default=_t("min_count"), panel=DATA),
     max_vocab: int = opt("--max-vocab", help="Keep at most this many tokens (0: no limit).", default=_t("max_vocab"),
                          panel=DATA),
@@ -135,7 +138,9 @@ def train(
     from textseq.lm.train import resolve_config
     from textseq.lm.train import train as run_training
 
-    train_flags = dict(data=data, output=output, level=level, lang=lang, min_count=min_count,
+    train_flags = dict(data=data, output=output, level=level or ("word" if pretokenized else None), lang=lang,
+                       pretokenized=pretokenized or None,
+                       min_count=min_count,
                        max_vocab=max_vocab, embeddings=embeddings, mode=mode, schedule=schedule,
                        schedule_k=schedule_k, feedback=feedback, bptt=bptt, k1=k1, k2=k2, batch_size=batch_size,
                        epochs=epochs, max_steps=max_steps, max_time=max_time, lr=lr, optimizer=optimizer,

@@ -1,4 +1,5 @@
-"""Bag-of-words count matrices, built one document at a time into CSR arrays (never a dense matrix)."""
+"""Bag-of-words count matrices, built one document at a time into CSR arrays (never a dense matrix), and their
+TF-IDF weighting by scikit-learn (the same numbers as its ``TfidfVectorizer`` with the pipeline as analyzer)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,11 @@ def bag_of_words(docs: Iterable[Sequence[str]], vocab: Vocab) -> sparse.csr_matr
         ids = (stoi.get(t, unk) for t in tokens)
         rows.add_row(Counter(i for i in ids if i is not None))
     return rows.build(len(vocab))
+
+
+def tfidf(docs: Iterable[Sequence[str]], vocab: Vocab, **options) -> sparse.csr_matrix:
+    """docs x vocab TF-IDF of :func:`bag_of_words`: scikit-learn's ``TfidfTransformer`` (smoothed idf,
+    l2-normalized rows unless ``options`` say otherwise)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    return TfidfTransformer(**options).fit_transform(bag_of_words(docs, vocab)).tocsr()

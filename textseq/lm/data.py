@@ -48,13 +48,13 @@ def is_preprocessed(source: str | os.PathLike) -> bool:
     return Path(source).is_dir() and (Path(source) / "ids.npy").is_file()
 
 
-def make_pipeline_config(level: str = "char", lang: str = "auto"):
+def make_pipeline_config(level: str = "char", lang: str = "auto", pretokenized: bool = False):
     """The LM default pipeline for a token level (see ``PipelineConfig.for_level``)."""
     from textseq.text.pipeline import PipelineConfig
 
     if level not in ("char", "word"):
         raise TextseqError(f"unknown level {level!r}; choose char or word")
-    cfg = PipelineConfig.for_level(level)
+    cfg = PipelineConfig.for_level(level, pretokenized)
     cfg.tokenize.lang = lang
     return cfg
 
@@ -77,17 +77,20 @@ def tokenize_text(source: str | os.PathLike, pipeline_config: dict | object) -> 
 
 def load_lm_data(source: str | os.PathLike, level: str = "char", lang: str = "auto",
                  vocab: Vocab | None = None, pipeline: dict | None = None,
-                 vocab_config: VocabConfig | None = None) -> LMData:
+                 vocab_config: VocabConfig | None = None, pretokenized: bool = False) -> LMData:
     """Read a preprocess output directory (memory-mapped ``ids.npy``) or tokenize raw text.
 
     ``vocab``/``pipeline`` (from a checkpoint, on resume or evaluation) force the same ids;
     otherwise the vocabulary is built from the text itself.
     """
     if is_preprocessed(source):
+        if pretokenized:
+            raise TextseqError(f"{source} is a preprocess directory: its pipeline.json says how the text was "
+                               "tokenized; give --pretokenized to `textseq preprocess` instead")
         return _load_preprocessed(Path(source), vocab)
     if not Path(source).exists():
         raise TextseqError(f"training data {source} does not exist")
-    pipeline = pipeline if pipeline is not None else make_pipeline_config(level, lang).to_dict()
+    pipeline = pipeline if pipeline is not None else make_pipeline_config(level, lang, pretokenized).to_dict()
     if vocab is None:
         vocab = Vocab.from_docs(tokenize_text(source, pipeline), vocab_config)
     ids = encode_lines(tokenize_text(source, pipeline), vocab)

@@ -116,6 +116,7 @@ class LMTrainConfig(Settings):
     output: str = ""  # run directory (best.pt, last.pt, loss.png) or a .pt path
     level: str = DEFAULT_LEVEL
     lang: str = "auto"
+    pretokenized: bool = False  # raw text already tokenized (WikiText): split on whitespace, nothing else
     min_count: int = 1
     max_vocab: int = 0
     embeddings: str = ""  # pretrained word vectors to initialise the embedding
@@ -361,11 +362,14 @@ class Trainer:
 
     def _load_data(self, resume: dict | None) -> None:
         cfg = self.cfg
-        min_count = AUTO_MIN_COUNT.get(cfg.level, 1) if "min_count" in cfg.auto else cfg.min_count
+        # pretokenized text (WikiText) has its rare words replaced by <unk> already: every token it has is kept
+        auto_min_count = 1 if cfg.pretokenized else AUTO_MIN_COUNT.get(cfg.level, 1)
+        min_count = auto_min_count if "min_count" in cfg.auto else cfg.min_count
         vocab_cfg = VocabConfig(min_count=min_count, max_size=cfg.max_vocab or None)
         vocab = Vocab.from_dict(resume["vocab"]) if resume else None
         data = load_lm_data(cfg.data, cfg.level, cfg.lang, vocab=vocab,
-                            pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg)
+                            pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg,
+                            pretokenized=cfg.pretokenized and not resume)
         self.data = data
         self.level = data.pipeline.get("tokenize", {}).get("level", cfg.level)
         if cfg.auto:
@@ -411,6 +415,9 @@ class Trainer:
         """Fill in the settings listed in ``cfg.auto`` (see textseq.lm.auto); the stored config holds the result."""
         train_tokens = int(len(self.data.ids) * (1 - cfg.valid_ratio))
         chosen = choose_auto(self.level, train_tokens, len(self.data.vocab), cfg.max_time)
+        if cfg.pretokenized:
+            chosen.train["min_count"] = 1
+            chosen.reasons.append("pretokenized text: every token kept as written (its own <unk> marks rare words)")
         self.auto_model = {k: v for k, v in chosen.model.items() if k in cfg.auto}
         self.auto_reasons = chosen.reasons
         if "min_count" in cfg.auto and chosen.train["min_count"] > 1:
@@ -847,7 +854,7 @@ def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None =
 
 
 # The layout of the data streams and the hidden state carried across them.
-FIXED_ON_RESUME = ("level", "lang", "batch_size", "valid_ratio")
+FIXED_ON_RESUME = ("level", "lang", "pretokenized", "batch_size", "valid_ratio")
 
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,

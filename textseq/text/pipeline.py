@@ -27,11 +27,17 @@ class PipelineConfig(Settings):
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
 
     @classmethod
-    def for_level(cls, level: str) -> PipelineConfig:
+    def for_level(cls, level: str, pretokenized: bool = False) -> PipelineConfig:
         """Defaults for LM training: char level keeps everything (punctuation, case, stopwords);
-        word level lowercases and keeps stopwords."""
+        word level lowercases and keeps stopwords; pretokenized text is split on whitespace and nothing else
+        (no cleaning, no case change), so a published setup such as WikiText-2 is reproduced exactly."""
         if level not in ("char", "word"):
             raise TextseqError(f"unknown level {level!r}; choose char or word")
+        if pretokenized:
+            off = CleanConfig(nfkc=False, strip_html=False, strip_urls=False, strip_emails=False, strip_control=False,
+                              collapse_whitespace=False)
+            return cls(clean=off, tokenize=TokenizeConfig(level=level, pretokenized=True),
+                       normalize=NormalizeConfig(lowercase=False))
         return cls(tokenize=TokenizeConfig(level=level), normalize=NormalizeConfig(lowercase=level == "word"))
 
 
@@ -45,7 +51,7 @@ class Pipeline:
         self._clean = build_cleaner(cfg.clean)
         self._lowercase = cfg.normalize.lowercase
         self._tokenize = build_tokenizer(cfg.tokenize)
-        stop = build_stopword_filter(cfg.stopwords, lowercased=cfg.normalize.lowercase)
+        stop = build_stopword_filter(cfg.stopwords, lowercased=cfg.normalize.lowercase, clean=self._clean)
         self._token_steps = ([stop] if stop else []) + build_token_normalizers(cfg.normalize)
 
     def process_line(self, line: str) -> list[str]:
@@ -57,6 +63,10 @@ class Pipeline:
             tokens = step(tokens)
         return tokens
 
+    def __call__(self, line: str) -> list[str]:
+        """A Pipeline is an analyzer: ``CountVectorizer(analyzer=Pipeline(cfg))``, ``TfidfVectorizer(...)``."""
+        return self.process_line(line)
+
     def process_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         process = self.process_line
         for line in lines:
@@ -66,6 +76,8 @@ class Pipeline:
         """Char level: concatenate. Word level: English words spaced (Treebank rules), Chinese not."""
         if self.cfg.tokenize.level == "char":
             return "".join(tokens)
+        if self.cfg.tokenize.pretokenized:
+            return " ".join(tokens)
         return detokenize_words(tokens)
 
 

@@ -30,6 +30,7 @@ IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
 @dataclass
 class FeatureConfig(Settings):
     bow: bool = False  # features/bow.npz: documents x vocabulary counts (scipy sparse)
+    tfidf: bool = False  # features/tfidf.npz: the same matrix TF-IDF weighted (scikit-learn)
     ngrams: tuple[int, int] | None = None  # features/ngrams.tsv: counts of n-grams, n in [lo, hi]
     ngram_lm_order: int | None = None  # features/ngram_lm.npz: Kneser-Ney LM, perplexity on held-out docs
     heldout_ratio: float = 0.1  # the last documents, held out from the n-gram LM
@@ -210,7 +211,7 @@ def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Pat
                    outputs: dict[str, str]) -> dict:
     """Compute the requested features from the spilled documents into ``out``; return their summary numbers
     (``outputs`` gains each file's path relative to the output set)."""
-    if not (cfg.bow or cfg.ngrams or cfg.ngram_lm_order or cfg.word2vec is not None):
+    if not (cfg.bow or cfg.tfidf or cfg.ngrams or cfg.ngram_lm_order or cfg.word2vec is not None):
         return {}
     out.mkdir(exist_ok=True)
     docs = spill.docs()
@@ -218,6 +219,9 @@ def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Pat
     if cfg.bow:
         summary["bow"] = _write_bow(docs, vocab, out / "bow.npz")
         outputs["bow"] = f"{FEATURES_DIR}/bow.npz"
+    if cfg.tfidf:
+        summary["tfidf"] = _write_bow(docs, vocab, out / "tfidf.npz", weighted=True)
+        outputs["tfidf"] = f"{FEATURES_DIR}/tfidf.npz"
     if cfg.ngrams:
         summary["ngrams"] = _write_ngrams(docs, cfg.ngrams, out / "ngrams.tsv")
         outputs["ngrams"] = f"{FEATURES_DIR}/ngrams.tsv"
@@ -230,12 +234,12 @@ def write_features(spill: TokenSpill, vocab: Vocab, cfg: FeatureConfig, out: Pat
     return summary
 
 
-def _write_bow(docs: SpillDocs, vocab: Vocab, path: Path) -> dict:
+def _write_bow(docs: SpillDocs, vocab: Vocab, path: Path, weighted: bool = False) -> dict:
     from scipy import sparse
 
-    from textseq.features.bow import bag_of_words
+    from textseq.features.bow import bag_of_words, tfidf
 
-    matrix = bag_of_words(docs, vocab)
+    matrix = tfidf(docs, vocab) if weighted else bag_of_words(docs, vocab)
     with atomic_open(path, "wb") as fh:
         sparse.save_npz(fh, matrix)
     return {"shape": list(matrix.shape), "nonzeros": int(matrix.nnz)}

@@ -1,4 +1,11 @@
-"""Stage 3, stopword removal: built-in lists from stopwordsiso (offline) plus user lists."""
+"""Stage 3, stopword removal: built-in lists (offline) plus user lists.
+
+``en`` is scikit-learn's conservative English list (318 function words); the stopwords-iso English list
+(1,298 entries, which also removes content words such as "old", "man", "great", "said") is ``en-iso``; every
+other code is the stopwords-iso list of that language (``zh``, ...). Stopwords go through the same cleaning
+and case folding as the text, so a list entry matches the token the text turns into (NFKC makes the Chinese
+list's full-width "，" the "," the text contains).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from textseq.settings import Settings
 
 @dataclass
 class StopwordConfig(Settings):
-    langs: tuple[str, ...] = ()  # ISO 639-1 codes known to stopwordsiso, e.g. ("en", "zh")
+    langs: tuple[str, ...] = ()  # "en" (conservative), "en-iso", or ISO 639-1 codes known to stopwordsiso ("zh")
     words: tuple[str, ...] = ()  # user words, read by load_stopword_file: stored inline, self-contained
 
 
@@ -27,22 +34,35 @@ def load_stopword_file(path: str | Path) -> tuple[str, ...]:
     return tuple(w for w in (line.strip() for line in lines) if w and not w.startswith("#"))
 
 
-def stopword_set(cfg: StopwordConfig) -> frozenset[str]:
+def builtin_list(name: str) -> frozenset[str]:
+    if name == "en":
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        return frozenset(ENGLISH_STOP_WORDS)
     import stopwordsiso
 
+    code = "en" if name == "en-iso" else name
+    if not stopwordsiso.has_lang(code):
+        raise TextseqError(f"no built-in stopword list {name!r}; use en, en-iso or an ISO 639-1 code such as zh")
+    return frozenset(stopwordsiso.stopwords(code))
+
+
+def stopword_set(cfg: StopwordConfig, clean: Callable[[str], str] | None = None) -> frozenset[str]:
+    """The lists' words as the pipeline sees text: through ``clean`` (the text's cleaner), lowercased."""
     words = set(cfg.words)
-    for lang in cfg.langs:
-        if not stopwordsiso.has_lang(lang):
-            raise TextseqError(f"no built-in stopword list for language {lang!r}")
-        words |= stopwordsiso.stopwords(lang)
-    return frozenset(w.lower() for w in words)
+    for name in cfg.langs:
+        words |= builtin_list(name)
+    if clean is not None:
+        words = {clean(w) for w in words}
+    return frozenset(w.lower() for w in words if w)
 
 
-def build_stopword_filter(cfg: StopwordConfig, lowercased: bool) -> Callable[[list[str]], list[str]] | None:
+def build_stopword_filter(cfg: StopwordConfig, lowercased: bool,
+                          clean: Callable[[str], str] | None = None) -> Callable[[list[str]], list[str]] | None:
     """A token-list filter, or None when there is nothing to remove. Matching ignores case."""
     if not cfg.langs and not cfg.words:
         return None
-    stop = stopword_set(cfg)
+    stop = stopword_set(cfg, clean)
     if lowercased:
         return lambda tokens: [t for t in tokens if t not in stop]
     return lambda tokens: [t for t in tokens if t.lower() not in stop]

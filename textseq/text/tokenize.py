@@ -55,9 +55,14 @@ class TokenizeConfig(Settings):
     # Extra dictionary words as (word, freq or None, POS tag or None), read from a jieba user
     # dictionary file by load_user_dict: stored inline so a saved config is self-contained.
     user_words: tuple[tuple[str, int | None, str | None], ...] = ()
+    # Text already tokenized (WikiText, Penn Treebank): split on whitespace only, every token kept as written
+    # (literal <unk>, "@-@"), no cleaning or case change (PipelineConfig.for_level turns those off).
+    pretokenized: bool = False
 
     def validate(self) -> None:
         super().validate()
+        if self.pretokenized and self.level != "word":
+            raise TextseqError("--pretokenized reads whitespace-separated tokens: it needs --level word")
         for name, value, allowed in (("level", self.level, LEVELS), ("lang", self.lang, LANGS),
                                      ("jieba mode", self.jieba_mode, JIEBA_MODES),
                                      ("backend", self.backend, BACKENDS),
@@ -146,6 +151,8 @@ def build_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
     cfg.validate()
     if cfg.level == "char":
         return list
+    if cfg.pretokenized:
+        return str.split
     english = english_tokenizer(cfg.en_tokenizer)
     if cfg.lang == "en":
         return english
