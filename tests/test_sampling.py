@@ -120,11 +120,12 @@ def stop_table(eos=0):
 
 def test_generation_stops_at_eos_and_leaves_it_out():
     lm = BigramModel(stop_table())
-    assert generate(lm, [1], SamplingConfig(max_tokens=50, greedy=True), eos_id=0) == [[2, 3]]
-    assert generate(lm, [], SamplingConfig(max_tokens=50, greedy=True), eos_id=0) == [[1, 2, 3]]
-    no_stop = SamplingConfig(max_tokens=7, greedy=True, stop_at_eos=False)
+    stop = {"stop_at_eos": True}
+    assert generate(lm, [1], SamplingConfig(max_tokens=50, greedy=True, **stop), eos_id=0) == [[2, 3]]
+    assert generate(lm, [], SamplingConfig(max_tokens=50, greedy=True, **stop), eos_id=0) == [[1, 2, 3]]
+    no_stop = SamplingConfig(max_tokens=7, greedy=True)  # the default: <eos> is a line break
     assert generate(lm, [1], no_stop, eos_id=0) == [[2, 3, 0, 1, 2, 3, 0]]
-    batch = generate(lm, [1], SamplingConfig(max_tokens=50, num_samples=20, seed=0), eos_id=0)
+    batch = generate(lm, [1], SamplingConfig(max_tokens=50, num_samples=20, seed=0, **stop), eos_id=0)
     assert all(0 not in sample for sample in batch) and max(map(len, batch)) < 50
 
 
@@ -150,7 +151,8 @@ def test_beam_size_one_equals_greedy(model):
     (best, score), = beam_search(model, [4, 2], beam_size=1, max_tokens=20)
     assert best == greedy
     assert math.isclose(score, sequence_log_prob(model, [4, 2], greedy) / 20, rel_tol=1e-4)
-    with_eos = generate(model, [4, 2], SamplingConfig(max_tokens=20, greedy=True), eos_id=greedy[3])[0]
+    with_eos = generate(model, [4, 2], SamplingConfig(max_tokens=20, greedy=True, stop_at_eos=True),
+                        eos_id=greedy[3])[0]
     assert beam_search(model, [4, 2], 1, 20, eos_id=greedy[3], length_penalty=0.0)[0][0] == with_eos
 
 
@@ -240,3 +242,37 @@ def test_streamed_text_equals_the_returned_text_whatever_the_detokenizer_rewrite
         streamer(vocab.stoi[word])
     text = streamer.close()
     assert "".join(pieces) == text == 'the white whale "the whale", the whale'
+
+
+def test_stop_reasons_and_the_repetition_controls():
+    from textseq.lm.sampling import generate_with_reasons
+
+    lm = BigramModel(stop_table())
+    samples, reasons = generate_with_reasons(lm, [1], SamplingConfig(max_tokens=50, greedy=True, stop_at_eos=True),
+                                             eos_id=0)
+    assert samples == [[2, 3]] and reasons == ["eos"]
+    longer = SamplingConfig(max_tokens=50, greedy=True, stop_at_eos=True, min_new_tokens=4)
+    samples, reasons = generate_with_reasons(lm, [1], longer, eos_id=0)
+    assert len(samples[0]) >= 4 and reasons == ["eos"]  # <eos> was not allowed before 4 new tokens
+    loop = SamplingConfig(max_tokens=12, greedy=True)  # 1 2 3 <eos> 1 2 3 <eos> ...: a loop
+    assert generate(lm, [1], loop, eos_id=0)[0][:8] == [2, 3, 0, 1, 2, 3, 0, 1]
+    no_repeat = generate(lm, [1], SamplingConfig(max_tokens=12, greedy=True, no_repeat_ngram=2), eos_id=0)[0]
+    bigrams = list(zip([1, *no_repeat], no_repeat, strict=False))
+    assert len(bigrams) == len(set(bigrams))  # no bigram twice
+    with pytest.raises(TextseqError, match="repetition penalty"):
+        SamplingConfig(repetition_penalty=0.0)
+
+
+def test_the_repetition_penalty_spreads_greedy_text(model):
+    greedy = generate(model, [4, 2], SamplingConfig(max_tokens=40, greedy=True))[0]
+    penalised = generate(model, [4, 2], SamplingConfig(max_tokens=40, greedy=True, repetition_penalty=3.0))[0]
+    assert len(set(penalised)) > len(set(greedy))
+
+
+def test_beam_search_never_returns_empty_or_blank_hypotheses():
+    lm = BigramModel(stop_table())
+    for stop in (True, False):
+        cfg = SamplingConfig(max_tokens=10, beam_size=3, num_samples=3, stop_at_eos=stop)
+        samples = generate(lm, [3], cfg, eos_id=0, blank_ids=frozenset())  # after 3, <eos> is near certain
+        assert all(sample and sample[0] != 0 for sample in samples)
+        assert all((a, b) != (0, 0) for sample in samples for a, b in zip(sample, sample[1:], strict=False))

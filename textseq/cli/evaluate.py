@@ -28,6 +28,11 @@ def evaluate(
                                rich_help_panel=EVALUATION),
     cache: str = typer.Option("auto", "--cache", help="Continuous cache: auto (the size and parameters fitted when "
                               "training), off, or a number of previous positions.", rich_help_panel=EVALUATION),
+    samples: int = typer.Option(20, "--samples", help="Continue this many held-out prompts, sampled and greedy, and "
+                                "measure the text: repetition, distinct-1/2/3, 3-gram overlap (0: skip).",
+                                rich_help_panel=EVALUATION),
+    sample_tokens: int = typer.Option(100, "--sample-tokens", help="Tokens per sample.", rich_help_panel=EVALUATION),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled continuations.", rich_help_panel=EVALUATION),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
     batch_size: int = typer.Option(16, "--batch-size", help="Parallel streams while scoring."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -42,10 +47,12 @@ def evaluate(
     set_threads(threads)
     if horizon < 0:
         raise TextseqError(f"--horizon must be 0 (no rollouts) or positive, got {horizon}")
+    if samples < 0:
+        raise TextseqError(f"--samples must be 0 (none) or positive, got {samples}")
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=None if stride == 0 else stride,
                                  baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device,
-                                 mix_kn=mix_kn, cache=cache)
+                                 mix_kn=mix_kn, cache=cache, samples=samples, sample_tokens=sample_tokens, seed=seed)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
         return
@@ -58,6 +65,15 @@ def evaluate(
     if report.horizon_nll:
         per_step = " ".join(f"{nll:.3f}" for nll in report.horizon_nll)
         typer.echo(f"free-running NLL at steps 1..{horizon}: {per_step}")
+    if report.generated:
+        first = report.generated[0]
+        table = Table(title=f"generated text: {first.samples} held-out prompts continued by {first.tokens} tokens")
+        for column in ("text", "repeated 4-grams", "distinct-1", "distinct-2", "distinct-3", "3-grams in held-out"):
+            table.add_column(column, justify="left" if column == "text" else "right")
+        for row in report.generated:
+            table.add_row(row.name, *(f"{v:.3f}" for v in (row.repeat_4, row.distinct_1, row.distinct_2,
+                                                           row.distinct_3, row.overlap_3)))
+        Console().print(table)
 
 
 def register(app: typer.Typer) -> None:

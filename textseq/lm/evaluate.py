@@ -123,6 +123,7 @@ class LMEvalReport:
     rows: list[LMEvalRow]
     horizon_nll: list[float] = field(default_factory=list)
     mix_weight: float | None = None  # the LM's weight in the "RNN + KN" row
+    generated: list = field(default_factory=list)  # TextStats rows: sampled, greedy, the held-out text itself
 
     @property
     def metric(self) -> str:
@@ -136,7 +137,7 @@ class LMEvalReport:
     def to_dict(self) -> dict:
         return {"metric": self.metric, "level": self.level, "tokens": self.tokens, "oov_rate": self.oov_rate,
                 "mix_weight": self.mix_weight, "horizon_nll": self.horizon_nll,
-                "rows": [asdict(row) for row in self.rows]}
+                "rows": [asdict(row) for row in self.rows], "generated": [asdict(row) for row in self.generated]}
 
 
 def _ratio(value: float | None) -> str:
@@ -178,11 +179,14 @@ def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list
 def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, *, horizon: int = 10,
                         stride: int | None = None, baseline: bool = True, order: int | None = None,
                         train_text: str | None = None, batch_size: int = 16, device: str = "cpu",
-                        mix_kn: str | float | None = "auto", cache: str | int | None = "auto") -> LMEvalReport:
+                        mix_kn: str | float | None = "auto", cache: str | int | None = "auto",
+                        samples: int = 0, sample_tokens: int = 100, seed: int = 0) -> LMEvalReport:
     """Teacher-forced and free-running scores of a checkpoint on ``text``, the Kneser-Ney baseline, and the
     two mixed (``mix_kn``: "auto" = the weight fitted on validation at training time, a number = the LM's
     weight, None = no mix). ``cache``: "auto" (the continuous cache with the size and parameters fitted when
-    training), a cache size (those parameters), or None. ``horizon`` 0 skips the free-running rollouts."""
+    training), a cache size (those parameters), or None. ``horizon`` 0 skips the free-running rollouts.
+    ``samples`` > 0 continues that many held-out prompts by ``sample_tokens`` tokens, sampled and greedy, and
+    measures the text (:mod:`textseq.lm.textstats`) next to the held-out text that really follows."""
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import LMCheckpoint
 
@@ -228,7 +232,36 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
             row.vs_kn = row.metric / kn_row.metric
     unk = vocab.unk_id
     oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
-    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight)
+    generated = generated_text_stats(ckpt, stream, samples, sample_tokens, seed) if samples else []
+    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight, generated)
+
+
+def generated_text_stats(ckpt, stream: np.ndarray, n: int, length: int, seed: int = 0) -> list:
+    """Continuations of ``n`` held-out prompts (20 characters or 10 words of the true text before each start),
+    sampled at temperature 1 and greedy, measured next to the true continuations."""
+    from textseq.lm.sampling import SamplingConfig, generate
+    from textseq.lm.textstats import prompt_positions, text_stats
+
+    if length < 4:
+        raise TextseqError(f"--sample-tokens must be at least 4 (4-grams are counted), got {length}")
+    prompt = 20 if ckpt.level == "char" else 10
+    length = min(length, len(stream) - prompt - 1)  # a short held-out text gets shorter samples
+    starts = prompt_positions(len(stream), n, prompt, length) if length >= 4 else []
+    if not starts:
+        return []
+    decode = ckpt.vocab.itos
+    runs: dict[str, list[list[str]]] = {"sampled (temperature 1)": [], "greedy": []}
+    for i, start in enumerate(starts):
+        context = stream[start - prompt:start].tolist()
+        for name, cfg in (("sampled (temperature 1)", SamplingConfig(max_tokens=length, seed=seed + i)),
+                          ("greedy", SamplingConfig(max_tokens=length, greedy=True))):
+            ids = generate(ckpt.model, context, cfg, eos_id=ckpt.vocab.stoi[EOS])[0]
+            runs[name].append([decode[t] for t in ids])
+    truth = [[decode[t] for t in stream[start:start + length]] for start in starts]
+    reference = [decode[t] for t in stream]
+    spans = [(start - 2, start + length) for start in starts]  # the 3-grams that reach into the continuation
+    rows = [text_stats(name, texts, reference, spans) for name, texts in runs.items()]
+    return rows + [text_stats("held-out text (what really follows)", truth, reference, spans)]
 
 
 def _cache_rows(ckpt, stream: np.ndarray, lm_logp: np.ndarray, mix_logp: np.ndarray | None, batch_size: int,

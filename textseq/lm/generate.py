@@ -90,32 +90,86 @@ class TextStreamer:
         return self.written
 
 
+class StopStrings:
+    """Feeds a streamer; True once the generated text (not the prompt) contains one of ``stop`` and at least
+    ``min_tokens`` tokens were generated. Starts the streamer (the prompt's text is written)."""
+
+    def __init__(self, streamer: TextStreamer, stop: tuple[str, ...] = (), min_tokens: int = 0):
+        self.streamer, self.stop, self.min_tokens = streamer, stop, min_tokens
+        written = streamer.start()  # word level holds back the prompt's last tokens: skip all of its text
+        self.offset = max(len(written), len(streamer.pipeline.detokenize(streamer.line)))
+        self.tokens = 0
+
+    def __call__(self, token_id: int) -> bool:
+        self.streamer(token_id)
+        self.tokens += 1
+        return (bool(self.stop) and self.tokens >= self.min_tokens
+                and any(s in self.streamer.written[self.offset:] for s in self.stop))
+
+
 def continuation_text(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int]) -> str:
     """The full text (prompt + generated) of one sample, exactly as :class:`TextStreamer` writes it."""
+    return _continuation(pipeline, vocab, prompt, ids)[0]
+
+
+def _continuation(pipeline, vocab: Vocab, prompt: Prompt, ids: list[int], stop: tuple[str, ...] = (),
+                  min_tokens: int = 0) -> tuple[str, int]:
+    """(text, tokens used): cut after the first token that completes a stop string."""
     streamer = TextStreamer(pipeline, vocab, prompt.tokens, lambda piece: None)
-    streamer.start()
+    watch = StopStrings(streamer, stop, min_tokens)
     for token_id in ids:
-        streamer(token_id)
-    return streamer.close()
+        if watch(token_id):
+            break
+    return streamer.close(), watch.tokens
+
+
+@dataclass
+class Sample:
+    text: str  # prompt + continuation
+    tokens: int  # new tokens
+    stop_reason: str  # eos | max_tokens | stop_string
+
+
+@dataclass
+class Generation:
+    prompt: Prompt
+    samples: list[Sample]
+    seed: int  # the seed used (drawn when none was given, so the run can be repeated)
 
 
 def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
                   on_text: Callable[[str], None] | None = None,
                   warn: Callable[[str], None] | None = None,
                   mix_kn: str | float | None = None, cache: str | int | None = None) -> tuple[list[str], Prompt]:
-    """Generate from a checkpoint path alone -> (texts including the prompt, the encoded prompt).
+    """Generate from a checkpoint path alone -> (texts including the prompt, the encoded prompt); see
+    :func:`generate_samples` for the stop reasons and the seed."""
+    result = generate_samples(checkpoint, prompt, cfg, device, on_text, warn, mix_kn, cache)
+    return [sample.text for sample in result.samples], result.prompt
+
+
+def generate_samples(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, device: str = "cpu",
+                     on_text: Callable[[str], None] | None = None,
+                     warn: Callable[[str], None] | None = None,
+                     mix_kn: str | float | None = None, cache: str | int | None = None) -> Generation:
+    """Generate from a checkpoint path alone.
 
     ``on_text`` receives the prompt and then text increments as tokens are produced (one sample only);
-    ``warn`` is told, before generating, about prompt tokens the model does not know. ``mix_kn`` mixes the
-    next-token distribution with the stored Kneser-Ney partner ("auto": its fitted weight, or the LM's weight);
-    ``cache`` with the continuous cache fitted at training time ("auto": its fitted size, or a size).
+    ``warn`` is told, before generating, about prompt tokens the model does not know (and about a prompt in
+    the other Chinese script). ``mix_kn`` mixes the next-token distribution with the stored Kneser-Ney partner
+    ("auto": its fitted weight, or the LM's weight); ``cache`` with the continuous cache fitted at training
+    time ("auto": its fitted size, or a size). Stop strings (``cfg.stop``) end a sample after the token that
+    completes one.
     """
+    from dataclasses import replace
+
     from textseq.distributed import pick_device
     from textseq.lm.checkpoint import LMCheckpoint
     from textseq.lm.mix import MixedLM, load_partner, parse_mix
-    from textseq.lm.sampling import SamplingConfig, generate
+    from textseq.lm.sampling import SamplingConfig, generate_with_reasons
 
     cfg = cfg or SamplingConfig()
+    seed = cfg.seed if cfg.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
+    cfg = replace(cfg, seed=seed)
     ckpt = LMCheckpoint.load(checkpoint, pick_device(device))
     model, vocab, pipeline = ckpt.model, ckpt.vocab, ckpt.pipeline
     mix_kn = parse_mix(mix_kn)
@@ -130,13 +184,44 @@ def generate_text(checkpoint: str | os.PathLike, prompt: str = "", cfg=None, dev
     encoded = encode_prompt(prompt, pipeline, vocab)
     if encoded.unknown and warn is not None:
         warn(f"unknown to the model, read as <unk>: {' '.join(encoded.unknown)}")
+        hint = script_hint(prompt, pipeline, vocab, encoded)
+        if hint:
+            warn(hint)
+    blank = frozenset(i for i, token in enumerate(vocab.itos) if token.isspace())
+    eos = vocab.stoi[EOS]
     if on_text is None or cfg.num_samples != 1:
-        samples = generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS])
-        return [continuation_text(pipeline, vocab, encoded, ids) for ids in samples], encoded
+        runs, reasons = generate_with_reasons(model, encoded.ids, cfg, eos_id=eos, blank_ids=blank)
+        samples = []
+        for ids, reason in zip(runs, reasons, strict=True):
+            text, used = _continuation(pipeline, vocab, encoded, ids, cfg.stop, cfg.min_new_tokens)
+            samples.append(Sample(text, used, "stop_string" if used < len(ids) else reason))
+        return Generation(encoded, samples, seed)
     streamer = TextStreamer(pipeline, vocab, encoded.tokens, on_text)
-    streamer.start()
-    generate(model, encoded.ids, cfg, eos_id=vocab.stoi[EOS], on_token=streamer)
-    return [streamer.close()], encoded
+    watch = StopStrings(streamer, cfg.stop, cfg.min_new_tokens)
+    runs, reasons = generate_with_reasons(model, encoded.ids, cfg, eos_id=eos, on_token=watch, blank_ids=blank)
+    return Generation(encoded, [Sample(streamer.close(), len(runs[0]), reasons[0])], seed)
+
+
+def script_hint(text: str, pipeline, vocab: Vocab, encoded: Prompt) -> str | None:
+    """When the prompt is in the other Chinese script than the training text, say so and how to fix it."""
+    from textseq.text.tokenize import HAS_HAN
+
+    if not HAS_HAN.search(text):
+        return None
+    try:
+        import opencc
+    except ImportError:
+        return None
+    for config, script, flag in (("s2t", "Traditional", "--t2s when training, or write the prompt in Traditional"),
+                                 ("t2s", "Simplified", "write the prompt in Simplified")):
+        converted = opencc.OpenCC(config).convert(text)
+        if converted == text:
+            continue
+        unknown = [t for t in pipeline.process_line(converted) if t not in vocab]
+        if len(unknown) < len(encoded.unknown):
+            return (f"the model was trained on {script} characters: the prompt in {script} ({converted}) has "
+                    f"{len(unknown)} unknown token(s) instead of {len(encoded.unknown)}; {flag}")
+    return None
 
 
 def _with_cache(model, data: dict, cache: str | int | None, mixed: bool = False):
