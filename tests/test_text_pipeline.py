@@ -91,3 +91,20 @@ def test_word_encode_decode_round_trip(words):
     tokens = pipe.process_line(" ".join(words))
     vocab = Vocab.from_docs([tokens])
     assert vocab.decode(vocab.encode(tokens)) == tokens
+
+
+def test_preprocess_takes_strings_as_well_as_paths(tmp_path):
+    import numpy as np
+
+    from textseq.text.preprocess import PreprocessConfig, preprocess, preprocess_texts
+
+    lines = ["子曰：学而时习之", "The cat sat.", "multi\nline"]
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join([*lines[:2], "multi line"]) + "\n", encoding="utf-8")
+    cfg = PreprocessConfig(pipeline=PipelineConfig.for_level("word"))
+    from_texts = preprocess_texts(iter(lines), tmp_path / "a", cfg)
+    from_file = preprocess([path], tmp_path / "b", cfg)
+    assert (from_texts.docs, from_texts.tokens) == (from_file.docs, from_file.tokens) == (3, from_file.tokens)
+    assert np.array_equal(np.load(tmp_path / "a" / "ids.npy"), np.load(tmp_path / "b" / "ids.npy"))
+    with pytest.raises(TextseqError, match="takes strings"):
+        preprocess_texts([b"bytes"], tmp_path / "c", cfg)

@@ -12,7 +12,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from textseq.errors import TextseqError, check_choice
@@ -103,6 +103,23 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
     out = Path(out_dir)
     with building_output_set(out, force, marker=PIPELINE_FILE) as build:
         return _run(reader, build, out, cfg, on_progress)
+
+
+def preprocess_texts(texts: Iterable[str], out_dir: str | Path, cfg: PreprocessConfig | None = None,
+                     force: bool = False) -> PreprocessStats:
+    """:func:`preprocess` over an iterable of strings (one document each, e.g. a generator over a database),
+    streamed to a temporary file first so memory stays flat; line breaks inside a string become spaces."""
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="textseq-texts-") as tmp:
+        path = Path(tmp) / "texts.txt"
+        with open(path, "w", encoding="utf-8") as fh:
+            for text in texts:
+                if not isinstance(text, str):
+                    raise TextseqError(f"preprocess_texts takes strings, got {type(text).__name__}; "
+                                       "give paths to preprocess()")
+                fh.write(" ".join(text.splitlines()) + "\n")
+        cfg = cfg or PreprocessConfig()
+        return preprocess([path], out, replace(cfg, encoding="utf-8", errors="strict"), force)
 
 
 def _run(reader: LineReader, build: Path, out: Path, cfg: PreprocessConfig,
