@@ -214,3 +214,10 @@ def test_training_in_each_precision_learns_and_keeps_float32_weights(short, tmp_
     stored = read_lm(tmp_path / "run" / "last.pt")
     assert stored["train_config"]["precision"] == precision
     assert all(t.dtype == torch.float32 for t in stored["model_state"].values() if t.is_floating_point())
+
+
+def test_precision_auto_keeps_float32_for_token_by_token_modes(short, tmp_path):
+    seen: list = []
+    train(config(short, tmp_path / "free", mode="free-running", max_steps=2), TINY, quiet=True,
+          on_step=_recorder(seen, lambda trainer: trainer.precision))
+    assert set(seen) == {"fp32"}

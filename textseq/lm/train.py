@@ -440,7 +440,11 @@ class Trainer:
         if cfg.embeddings:
             self._load_embeddings()
         self.lm.to(info.device)
-        self.precision = resolve_precision(cfg.precision, info.device)
+        # token-by-token modes (free running, scheduled sampling) run many small steps, where autocast's casts cost
+        # more than bfloat16 saves (bench_lm: 57 s vs 22 s for 300 free-running updates): auto keeps float32 there
+        per_token = cfg.mode != "teacher-forcing"
+        self.precision = resolve_precision("fp32" if cfg.precision == "auto" and per_token else cfg.precision,
+                                           info.device)
         self.window_loss = WindowLoss(self.lm, cfg.mode, cfg.feedback, ar=cfg.ar, tar=cfg.tar)
         self.step_fn = self.window_loss
         if info.enabled:
