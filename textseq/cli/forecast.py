@@ -226,7 +226,7 @@ def train_command(
         typer.echo("\n".join(summary["lines"]))
     if result.split.test_start == len(series):  # --test-frac 0: trained on everything, e.g. to forecast the future
         if plot:
-            _plot_future(result.forecaster, series, plot, levels)
+            _plot_future(result.forecaster, series, plot, *_future(result.forecaster, series, levels))
         summary["test"] = None
         if json_output:
             typer.echo(_json(summary))
@@ -326,11 +326,10 @@ def _report(forecaster, series, plot: Path | None, baselines: list[str], levels:
     return report
 
 
-def _plot_future(forecaster, series, plot: Path, levels: list[float], steps: int | None = None) -> None:
+def _plot_future(forecaster, series, plot: Path, forecast: np.ndarray, bands: dict) -> None:
     from textseq.forecast.data import future_labels
     from textseq.forecast.plot import plot_prediction
 
-    forecast, bands = _future(forecaster, series, levels, steps)
     plot_prediction(plot, series.column(forecaster.spec.target), forecast, title=f"{series.name}: forecast",
                     dates=series.dates, future=future_labels(series, len(forecast)), ylabel=forecaster.spec.target,
                     bands=bands)
@@ -379,7 +378,7 @@ def evaluate_command(
     report = _report(forecaster, series, plot, chosen, levels, json_output)
     out = {"series": series.name, "points": len(series), "test": report.to_dict(), "backtest": None}
     if backtest:
-        bt = run_backtest(series, _refit_config(forecaster), backtest, chosen, quiet=quiet or json_output)
+        bt = run_backtest(series, forecaster.cfg, backtest, chosen, quiet=quiet or json_output)
         out["backtest"] = bt.to_dict()
         if not json_output:
             typer.echo(f"rolling-origin backtest: {backtest} origins from {bt.first_origin}, every "
@@ -388,15 +387,6 @@ def evaluate_command(
     if json_output:
         typer.echo(_json(out))
 
-
-def _refit_config(forecaster) -> ForecastConfig:
-    """The settings to refit with at each backtest origin: the auto model chooses again; a network keeps its own."""
-    import copy
-
-    cfg = copy.deepcopy(forecaster.cfg)
-    if cfg.method == "auto":
-        cfg.seq_len, cfg.season, cfg.choose_transform = 0, None, True
-    return cfg
 
 
 @forecast_app.command("predict", cls=Command, no_args_is_help=True)
@@ -444,7 +434,7 @@ def predict_command(
     if output:
         atomic_write_text(output, "\n".join(lines) + "\n")
     if plot:
-        _plot_future(forecaster, series, plot, levels, horizon)
+        _plot_future(forecaster, series, plot, forecast, bands)
 
 
 def _fitted_on(forecaster, series) -> str:
@@ -462,15 +452,11 @@ def demo_command(
     seed: int = opt("--seed", help="Random seed.", default=0, panel=TRAINING),
     json_output: bool = JSON,
     force: bool = FORCE,
-    threads: int = THREADS,
 ) -> None:
-    """Rerun a seed article's experiment honestly, next to naive (see `textseq forecast demo --help`)."""
-    from textseq.forecast.demos import DEMOS, run_demo
+    """Rerun a seed article's experiment honestly, next to naive, on one CPU thread."""
+    from textseq.forecast.demos import run_demo
 
-    if name not in DEMOS:
-        raise TextseqError(f"unknown demo {name!r}; choose one of {', '.join(DEMOS)}")
     _check_outputs(force, plot)
-    set_threads(threads, auto=1)
     result = run_demo(name, plot, seed=seed or 0)
     if json_output:
         typer.echo(_json(result.to_dict()))

@@ -103,9 +103,9 @@ class AutoForecaster:
         target = series.column(self.spec.target)
         stats = {kind: model for kind in self.stats
                  if (model := fit_statistical(kind, target, self.season)) is not None}
-        members = [m for m in self.members if m in stats or m not in KINDS] or ["naive"]
-        return AutoForecaster(self.cfg, self.spec, self.season_info, self.networks, stats, members, self.residuals,
-                              self.selection, len(series), self.relative)
+        return AutoForecaster(self.cfg, self.spec, self.season_info, self.networks, stats,
+                              _still_fitted(self.members, stats), self.residuals, self.selection, len(series),
+                              self.relative)
 
     def forecast_next(self, series: SeriesData, steps: int | None = None) -> np.ndarray:
         return self.predict(series, [len(series)], steps)[0]
@@ -125,6 +125,11 @@ class AutoForecaster:
                    {name: StatModel.from_dict(m) for name, m in data["stats"].items()}, list(data["members"]),
                    np.asarray(data["residuals"], dtype=np.float64), [tuple(s) for s in data["selection"]],
                    int(data["fit_end"]), bool(data["relative"]))
+
+
+def _still_fitted(members: list[str], stats: dict[str, StatModel]) -> list[str]:
+    """The members left when a statistical model could not be refitted on a longer part (naive if none)."""
+    return [m for m in members if m in stats or m not in KINDS] or ["naive"]
 
 
 def _fit_stats(target: np.ndarray, season: int) -> dict[str, StatModel]:
@@ -173,10 +178,9 @@ def fit_auto(series: SeriesData, cfg: ForecastConfig, split: Split, season: Seas
     relative = is_relative(target[:split.val_start])
     residuals = validation_errors(truth, combined, target[origins - 1], relative)
     selection = [(f"rnn transform {name}", mae) for name, mae in log] + sorted(scores.items(), key=lambda s: s[1])
-    fitted = AutoForecaster(cfg, spec, season, networks, _fit_stats(target[:split.test_start], m), members,
-                            residuals, selection, split.test_start, relative)
-    if any(kind in members and kind not in fitted.stats for kind in KINDS):  # refit failed on the longer part
-        fitted.members = [name for name in members if name in fitted.stats or name not in KINDS] or ["naive"]
+    refitted = _fit_stats(target[:split.test_start], m)
+    fitted = AutoForecaster(cfg, spec, season, networks, refitted, _still_fitted(members, refitted), residuals,
+                            selection, split.test_start, relative)
     result = ForecastTrainResult(fitted, split, selection=selection, season=season)
     if rnn is not None:
         result.best_val_mae, result.epochs_run = rnn.best_val_mae, rnn.epochs_run

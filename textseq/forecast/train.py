@@ -215,8 +215,8 @@ def concrete(cfg: ForecastConfig, split: Split, transform: TransformConfig, seas
     """``cfg`` with this transform, the season and a window that fits the training part (None: none fits)."""
     out = copy.deepcopy(cfg)
     out.transform, out.season, out.choose_transform = copy.deepcopy(transform), season, False
-    wanted = cfg.seq_len or default_seq_len(season, cfg.horizon)
-    out.seq_len = fitting_seq_len(wanted, split, transform.diff, cfg.horizon) if not cfg.seq_len else cfg.seq_len
+    out.seq_len = cfg.seq_len or fitting_seq_len(default_seq_len(season, cfg.horizon), split, transform.diff,
+                                                 cfg.horizon)
     return out if out.seq_len >= 1 else None
 
 
