@@ -56,12 +56,19 @@ class AutoSettings:
     reasons: list[str] = field(default_factory=list)
 
 
-def choose(level: str, train_tokens: int, vocab_size: int, budget: float) -> AutoSettings:
+def min_count(level: str, pretokenized: bool = False) -> int:
+    """Pretokenized text (WikiText) has its rare words replaced by <unk> already: every token it has is kept."""
+    return 1 if pretokenized else MIN_COUNT[level]
+
+
+def choose(level: str, train_tokens: int, vocab_size: int, budget: float, pretokenized: bool = False) -> AutoSettings:
     """Settings for a run of ``budget`` seconds on ``train_tokens`` tokens of a ``vocab_size`` vocabulary."""
     budget = budget or NOMINAL_BUDGET
     passes = TOKENS_PER_SECOND[level] * budget / max(1, train_tokens)  # how often the text will be read
     out = AutoSettings()
-    out.train["min_count"] = MIN_COUNT[level]
+    out.train["min_count"] = min_count(level, pretokenized)
+    if pretokenized:
+        out.reasons.append("pretokenized text: every token kept as written (its own <unk> marks rare words)")
     out.train.update(scheduler="cosine", eval_every=200)
     out.reasons.append(f"{train_tokens:,} training tokens, about {passes:.1f} passes in {budget:g} s")
     adaptive = vocab_size >= ADAPTIVE_FROM

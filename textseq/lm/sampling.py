@@ -96,7 +96,8 @@ def choose_next(log_probs: Tensor, cfg: SamplingConfig, generator: torch.Generat
 
 class Constraints:
     """Per-row state of the repetition controls, updated one token at a time (O(V) per step, whatever the
-    length): the tokens seen so far, the continuations of every (n-1)-gram, the number of new tokens."""
+    length; beam search with no-repeat n-grams also copies each surviving beam's n-gram table): the tokens seen
+    so far, the continuations of every (n-1)-gram, the number of new tokens. Controls that are off cost nothing."""
 
     def __init__(self, cfg: SamplingConfig, history: list[int], rows: int, vocab_size: int, eos_id: int | None,
                  device):
@@ -120,33 +121,39 @@ class Constraints:
         out = log_probs
         if self.seen is not None:
             out = torch.where(self.seen, out * self.cfg.repetition_penalty, out)  # log-probs < 0: less likely
-        banned = [sorted(table.get(tuple(tail), ())) for table, tail in zip(self.followers, self.tails, strict=True)]
-        if self.cfg.no_repeat_ngram and any(banned):
-            out = out.clone()
-            for row, ids in enumerate(banned):
-                if ids:
-                    out[row, ids] = float("-inf")
+        if self.cfg.no_repeat_ngram:
+            banned = [sorted(table.get(tuple(tail), ())) for table, tail in zip(self.followers, self.tails,
+                                                                                  strict=True)]
+            if any(banned):
+                out = out.clone()
+                for row, ids in enumerate(banned):
+                    if ids:
+                        out[row, ids] = float("-inf")
         if self.eos_id is not None and self.new < self.cfg.min_new_tokens:
             out = out.clone()
             out[:, self.eos_id] = float("-inf")
         if first_banned and self.new == 0:
             out = out.clone()
             out[:, list(first_banned)] = float("-inf")
+        if out is log_probs:  # nothing applied
+            return out
         dead = torch.isinf(out).all(dim=-1)
         return torch.where(dead[:, None], log_probs, out) if dead.any() else out
 
     def advance(self, tokens: list[int], parents: list[int] | None = None) -> None:
         """Rows take the given tokens (beam search: after reordering the rows by ``parents``)."""
+        n = self.cfg.no_repeat_ngram
         if parents is not None:
-            self.tails = [list(self.tails[p]) for p in parents]
-            self.followers = [{k: set(v) for k, v in self.followers[p].items()} for p in parents]
+            if n:
+                self.tails = [list(self.tails[p]) for p in parents]
+                self.followers = [{k: set(v) for k, v in self.followers[p].items()} for p in parents]
             if self.seen is not None:
                 self.seen = self.seen[torch.tensor(parents, device=self.seen.device)]
-        n = self.cfg.no_repeat_ngram
-        for row, token in enumerate(tokens):
-            if self.seen is not None:
-                self.seen[row, token] = True
-            if n:
+        if self.seen is not None:
+            rows = torch.arange(len(tokens), device=self.seen.device)
+            self.seen[rows, torch.tensor(tokens, device=self.seen.device)] = True
+        if n:
+            for row, token in enumerate(tokens):
                 tail = self.tails[row]
                 if len(tail) == n - 1:
                     self.followers[row].setdefault(tuple(tail), set()).add(token)

@@ -56,10 +56,10 @@ from torch.optim.swa_utils import AveragedModel
 from textseq import distributed as dist_util
 from textseq.errors import TextseqError, check_choice
 from textseq.io import LOCK_SUFFIX, OutputLock, check_output, check_output_dir, lock_owner
-from textseq.lm.auto import MIN_COUNT as AUTO_MIN_COUNT
 from textseq.lm.auto import MODEL_FIELDS as AUTO_MODEL_FIELDS
 from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
 from textseq.lm.auto import choose as choose_auto
+from textseq.lm.auto import min_count as auto_min_count
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
 from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream, stream_digest
 from textseq.lm.evaluate import evaluate_stream, stream_rows
@@ -362,9 +362,7 @@ class Trainer:
 
     def _load_data(self, resume: dict | None) -> None:
         cfg = self.cfg
-        # pretokenized text (WikiText) has its rare words replaced by <unk> already: every token it has is kept
-        auto_min_count = 1 if cfg.pretokenized else AUTO_MIN_COUNT.get(cfg.level, 1)
-        min_count = auto_min_count if "min_count" in cfg.auto else cfg.min_count
+        min_count = auto_min_count(cfg.level, cfg.pretokenized) if "min_count" in cfg.auto else cfg.min_count
         vocab_cfg = VocabConfig(min_count=min_count, max_size=cfg.max_vocab or None)
         vocab = Vocab.from_dict(resume["vocab"]) if resume else None
         data = load_lm_data(cfg.data, cfg.level, cfg.lang, vocab=vocab,
@@ -414,10 +412,7 @@ class Trainer:
     def _choose_settings(self, cfg: LMTrainConfig) -> LMTrainConfig:
         """Fill in the settings listed in ``cfg.auto`` (see textseq.lm.auto); the stored config holds the result."""
         train_tokens = int(len(self.data.ids) * (1 - cfg.valid_ratio))
-        chosen = choose_auto(self.level, train_tokens, len(self.data.vocab), cfg.max_time)
-        if cfg.pretokenized:
-            chosen.train["min_count"] = 1
-            chosen.reasons.append("pretokenized text: every token kept as written (its own <unk> marks rare words)")
+        chosen = choose_auto(self.level, train_tokens, len(self.data.vocab), cfg.max_time, cfg.pretokenized)
         self.auto_model = {k: v for k, v in chosen.model.items() if k in cfg.auto}
         self.auto_reasons = chosen.reasons
         if "min_count" in cfg.auto and chosen.train["min_count"] > 1:
