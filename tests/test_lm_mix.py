@@ -297,7 +297,6 @@ def test_word_level_reads_words_seen_once_as_unk_unless_min_count_is_given(texts
     assert run(["train", str(texts / "train.txt"), "-o", str(tmp_path / "given"), "--min-count", "1", *common]) == 0
     auto, given = read_lm(tmp_path / "auto" / "best.pt"), read_lm(tmp_path / "given" / "best.pt")
     assert auto["train_config"]["min_count"] == 2 and given["train_config"]["min_count"] == 1
-    counts = given["vocab"]["counts"]
-    once = {token for token, n in counts.items() if n == 1}
+    once = {token for token, n in zip(given["vocab"]["tokens"], given["vocab"]["counts"], strict=True) if n == 1}
     assert once and not once & set(auto["vocab"]["tokens"])  # every word seen once is <unk> now
     assert set(auto["vocab"]["tokens"]) == set(given["vocab"]["tokens"]) - once

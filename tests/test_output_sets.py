@@ -182,7 +182,7 @@ def test_train_validates_what_it_reads_back_from_a_preprocess_directory(corpus, 
         (out / "pipeline.json").write_text(json.dumps(record), encoding="utf-8")
     elif edit == "vocab":  # a vocabulary shorter than the ids need
         vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
-        vocab["tokens"] = vocab["tokens"][:10]
+        vocab["tokens"], vocab["counts"] = vocab["tokens"][:10], vocab["counts"][:10]
         (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     elif edit == "float_ids":
         np.save(out / "ids.npy", ids.astype(np.float64))

@@ -108,3 +108,52 @@ def test_preprocess_takes_strings_as_well_as_paths(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a" / "ids.npy"), np.load(tmp_path / "b" / "ids.npy"))
     with pytest.raises(TextseqError, match="takes strings"):
         preprocess_texts([b"bytes"], tmp_path / "c", cfg)
+
+
+def _block_configs() -> dict[str, PipelineConfig]:
+    def cfg(level="word", pretokenized=False, **parts):
+        c = PipelineConfig.for_level(level, pretokenized)
+        for name, value in parts.items():
+            if name == "backend":
+                c.tokenize.backend = value
+            elif name == "lang":
+                c.tokenize.lang = value
+            else:
+                setattr(c, name, value)
+        return c
+
+    return {"char": cfg("char"), "char, raw spaces": cfg("char", clean=CleanConfig(collapse_whitespace=False)),
+            "word jieba": cfg(), "word rjieba": cfg(backend="rjieba"), "zh": cfg(lang="zh", backend="rjieba"),
+            "en": cfg(lang="en"), "pretokenized": cfg(pretokenized=True),
+            "no punctuation or digits": cfg(backend="rjieba", clean=CleanConfig(remove_punct=True, remove_digits=True)),
+            "raw": cfg(backend="rjieba", clean=CleanConfig(collapse_whitespace=False, nfkc=False)),
+            "stopwords and stems": cfg(backend="rjieba", stopwords=StopwordConfig(langs=("en", "zh")),
+                                       normalize=NormalizeConfig(lowercase=True, stem="porter"))}
+
+
+BLOCK_CONFIGS = _block_configs()
+TRICKY = list("abcXYZ  \t春风秋月。，,.<>&@:/-'’!?\u3000\u00a0\r\x85\u2028ＡＢ１２﹏ΣσΑ") + [
+    "<b>", "&amp;", "&#10;", "http://x.com/a", "www.q.org", "a@b.com", "GPT-4", "3.11", "İ", "\ufeff", "\x07", "  "]
+
+
+def _line_by_line(pipe: Pipeline, lines: list[str]) -> list[str]:
+    return [token for line in lines for token in [*pipe.process_line(line), "\n"]]
+
+
+@pytest.mark.parametrize("name", BLOCK_CONFIGS)
+def test_a_block_gives_the_tokens_of_its_lines_on_real_text(name, corpora_dir):
+    pipe = Pipeline(BLOCK_CONFIGS[name])
+    for path in sorted(corpora_dir.rglob("*.txt")):
+        lines = path.read_text(encoding="utf-8").splitlines()[:2000]
+        assert pipe.process_block(lines) == _line_by_line(pipe, lines), path.name
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(TRICKY), max_size=12).map("".join), min_size=1, max_size=30),
+       st.sampled_from(sorted(BLOCK_CONFIGS)))
+def test_a_block_gives_the_tokens_of_its_lines_or_declines(lines, name):
+    pipe = Pipeline(BLOCK_CONFIGS[name])
+    block = pipe.process_block(lines)
+    assert block is None or block == _line_by_line(pipe, lines)
+    if pipe.tokens_are_chars and (text := pipe.clean_block(lines)) is not None:
+        assert text == "".join(pipe._clean(line) + "\n" for line in lines)

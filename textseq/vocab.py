@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from textseq.errors import TextseqError
 from textseq.io import atomic_write_text
@@ -74,7 +77,7 @@ class Vocab:
     def __init__(self, tokens: Sequence[str], counts: dict[str, int] | None = None,
                  specials: Sequence[str] = DEFAULT_SPECIALS):
         self.itos: list[str] = list(tokens)
-        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+        self.stoi: dict[str, int] = dict(zip(self.itos, range(len(self.itos)), strict=True))
         if len(self.stoi) != len(self.itos):
             raise TextseqError("vocabulary has duplicate tokens")
         self.specials = tuple(specials)
@@ -86,21 +89,27 @@ class Vocab:
         cfg = config or VocabConfig()
         lo_df = _df_limit(cfg.min_df, counts.n_docs) if cfg.min_df is not None else None
         hi_df = _df_limit(cfg.max_df, counts.n_docs) if cfg.max_df is not None else None
-        kept = []
-        for tok, n in counts.term.items():
-            if tok in cfg.specials or n < cfg.min_count:
-                continue
-            if cfg.max_count is not None and n > cfg.max_count:
-                continue
-            df = counts.doc.get(tok, 0)
-            if (lo_df is not None and df < lo_df) or (hi_df is not None and df > hi_df):
-                continue
-            kept.append((tok, n))
-        kept.sort(key=lambda item: (-item[1], item[0]))
+        term = counts.term
+        tokens_all = list(term)
+        n = np.fromiter(term.values(), dtype=np.int64, count=len(tokens_all))
+        keep = n >= cfg.min_count
+        if cfg.max_count is not None:
+            keep &= n <= cfg.max_count
+        if lo_df is not None or hi_df is not None:
+            df = np.fromiter(map(counts.doc.get, tokens_all, itertools.repeat(0)), dtype=np.int64,
+                             count=len(tokens_all))
+            keep &= (df >= (lo_df if lo_df is not None else -np.inf)) & (df <= (hi_df if hi_df is not None else np.inf))
+        for special in cfg.specials:
+            if special in term:
+                keep[tokens_all.index(special)] = False
+        # by descending count, ties by the token's code points: a C-keyed sort by token, then a stable one by count
+        by_token = sorted(np.flatnonzero(keep).tolist(), key=tokens_all.__getitem__)
+        order = np.asarray(by_token, dtype=np.int64)[np.argsort(-n[by_token], kind="stable")]
         if cfg.max_size is not None:
-            kept = kept[: max(0, cfg.max_size - len(cfg.specials))]
-        tokens = list(cfg.specials) + [tok for tok, _ in kept]
-        return cls(tokens, dict(kept), cfg.specials)
+            order = order[: max(0, cfg.max_size - len(cfg.specials))]
+        kept_tokens = list(map(tokens_all.__getitem__, order.tolist()))
+        tokens = list(cfg.specials) + kept_tokens
+        return cls(tokens, dict(zip(kept_tokens, n[order].tolist(), strict=True)), cfg.specials)
 
     @classmethod
     def from_docs(cls, docs: Iterable[Sequence[str]], config: VocabConfig | None = None) -> Vocab:
@@ -129,11 +138,17 @@ class Vocab:
         return [itos[i] for i in ids]
 
     def to_dict(self) -> dict:
-        return {"tokens": self.itos, "counts": self.counts, "specials": list(self.specials)}
+        """Counts as a list beside the tokens (0 for the specials): a third of the size of a token -> count
+        mapping, and as fast to write."""
+        return {"tokens": self.itos, "counts": list(map(self.counts.get, self.itos, itertools.repeat(0))),
+                "specials": list(self.specials)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocab:
-        return cls(data["tokens"], data.get("counts"), data.get("specials", DEFAULT_SPECIALS))
+        counts = data.get("counts")
+        if isinstance(counts, list):  # see to_dict; earlier files hold a token -> count mapping
+            counts = {t: n for t, n in zip(data["tokens"], counts, strict=True) if n}
+        return cls(data["tokens"], counts, data.get("specials", DEFAULT_SPECIALS))
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
@@ -145,5 +160,5 @@ class Vocab:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise TextseqError(f"vocabulary file {path} does not exist") from None
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
             raise TextseqError(f"{path} is not a valid vocabulary file ({type(exc).__name__})") from None

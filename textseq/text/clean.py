@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from textseq.settings import Settings
 
 HTML_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^<>]{0,500}>", re.IGNORECASE | re.DOTALL)
@@ -23,6 +25,12 @@ EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # C0/C1 controls (tab and newline are whitespace, handled by the collapse), zero-width chars, BOM.
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\ufff9-\ufffb]")
 DIGITS = re.compile(r"\d+")
+# Whitespace other than the space and the newline: " ".join(line.split()) turns it into spaces.
+OTHER_SPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) not in " \n")
+# One scan of a block for anything the control or whitespace steps may change.
+CONTROL_OR_OTHER_SPACE = re.compile(CONTROL.pattern[:-1] + re.escape(OTHER_SPACE) + "]")
+SPACE_RUN = re.compile(rf"[ {re.escape(OTHER_SPACE)}]+")
+EDGE_SPACE = re.compile(r"^ | $", re.MULTILINE)
 
 
 @dataclass
@@ -103,3 +111,68 @@ def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
         return line
 
     return clean
+
+
+def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
+    """``lines -> "\n".join(clean(line) for line in lines) + "\n"``, computed on the whole block at once.
+
+    Every step but HTML, URL and e-mail removal works within a line (NFKC never joins characters across a
+    newline, the regexes never match one), so it gives the same text on the joined block in a few C calls
+    instead of several Python calls per line; the few lines that need those three steps get the line cleaner.
+    Returns None when it cannot promise the line cleaner's result (Traditional -> Simplified conversion, or a
+    cleaned line that holds a newline, e.g. from ``&#10;``): the caller then cleans line by line.
+    """
+    clean = build_cleaner(cfg)
+    control, nfkc = cfg.strip_control, cfg.nfkc
+    digits, collapse = cfg.remove_digits, cfg.collapse_whitespace
+    punct = _punct_regex() if cfg.remove_punct else None
+    normalize, is_normalized = unicodedata.normalize, unicodedata.is_normalized
+    if cfg.t2s:
+        return lambda lines: None
+
+    triggers = (("<", "&") if cfg.strip_html else ()) + (("://", "www.") if cfg.strip_urls else ()) + (
+        ("@",) if cfg.strip_emails else ())
+
+    def clean_block(lines: list[str]) -> str | None:
+        text = "\n".join(lines) + "\n"
+        odd_chars = CONTROL_OR_OTHER_SPACE.search(text) is not None
+        if control and odd_chars:
+            text = CONTROL.sub("", text)
+        if nfkc and not text.isascii() and not is_normalized("NFKC", text):
+            text = normalize("NFC", normalize("NFKD", text))
+            odd_chars = CONTROL_OR_OTHER_SPACE.search(text) is not None  # NFKC makes spaces of some (U+3000)
+        if any(trigger in text for trigger in triggers):
+            text = _clean_some_lines(text, lines, clean, triggers)
+            if text is None:
+                return None
+        if digits:
+            text = DIGITS.sub(" ", text)
+            odd_chars = True
+        if punct:
+            text = punct.sub(" ", text)
+            odd_chars = True
+        if collapse and (odd_chars or "  " in text or " \n" in text or "\n " in text or text.startswith(" ")):
+            text = EDGE_SPACE.sub("", SPACE_RUN.sub(" ", text))
+        return text
+
+    return clean_block
+
+
+def _clean_some_lines(text: str, lines: list[str], clean: Callable[[str], str], triggers: tuple[str, ...]
+                      ) -> str | None:
+    """``text`` with the lines that may need HTML, URL or e-mail removal replaced by the line cleaner's result
+    (the later block steps leave a cleaned line as it is: each of them is idempotent)."""
+    cleaned = text.split("\n")
+    hits = []
+    for trigger in triggers:
+        at = text.find(trigger)
+        while at >= 0:
+            hits.append(at)
+            at = text.find(trigger, at + 1)
+    line_ends = np.cumsum(np.fromiter(map(len, cleaned), np.int64, len(cleaned)) + 1)
+    for i in np.unique(np.searchsorted(line_ends, hits, side="right")).tolist():
+        line = clean(lines[i])
+        if "\n" in line:
+            return None
+        cleaned[i] = line
+    return "\n".join(cleaned)

@@ -10,6 +10,7 @@ merged in input order, so ``workers=N`` writes exactly the same files as ``worke
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -21,9 +22,10 @@ import numpy as np
 from textseq.errors import TextseqError
 from textseq.io import atomic_path
 from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.text.tokenize import LINE_END
 from textseq.vocab import EOS, TokenCounts, Vocab
 
-LINE_END = 0  # provisional id written after every document; real tokens get ids from 1
+LINE_END_ID = 0  # provisional id written after every document; real tokens get ids from 1
 BLOCK = 1 << 22  # ids per read when scanning the spill file
 
 
@@ -34,38 +36,78 @@ class Chunk:
     types: list[str]
     ids: np.ndarray
     term: np.ndarray  # occurrences of each type in the chunk
-    doc: np.ndarray  # documents of the chunk containing each type
+    doc: np.ndarray | None  # documents of the chunk containing each type (only when asked for: it costs a sort)
     docs: int
 
 
 _worker: dict = {}
 
 
-def init_worker(pipeline: dict, keep_empty: bool) -> None:
-    _worker["process_line"] = Pipeline(PipelineConfig.from_dict(pipeline)).process_line
-    _worker["keep_empty"] = keep_empty
+def init_worker(pipeline: dict, keep_empty: bool, doc_freq: bool = False) -> None:
+    _worker.update(pipeline=Pipeline(PipelineConfig.from_dict(pipeline)), keep_empty=keep_empty, doc_freq=doc_freq)
 
 
 def tokenize_chunk(lines: list[str]) -> Chunk:
-    process_line, keep_empty = _worker["process_line"], _worker["keep_empty"]
+    """A block of lines in one go where the pipeline can (see ``Pipeline.process_block``), else line by line:
+    the same chunk either way."""
+    pipe, keep_empty, doc_freq = _worker["pipeline"], _worker["keep_empty"], _worker["doc_freq"]
+    if pipe.tokens_are_chars:
+        if (text := pipe.clean_block(lines)) is not None:
+            return _chunk(*_char_ids(text), keep_empty, doc_freq)
+    elif (tokens := pipe.process_block(lines)) is not None:
+        return _chunk(*_token_ids(tokens), keep_empty, doc_freq)
+    return _chunk(*_line_ids(map(pipe.process_line, lines)), keep_empty, doc_freq)
+
+
+def _char_ids(text: str) -> tuple[list[str], np.ndarray]:
+    """Characters -> ids with numpy, through the code points: no Python work per character."""
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    present = np.bincount(points)
+    present[ord(LINE_END)] = 0
+    points_used = np.flatnonzero(present)
+    lookup = np.zeros(len(present), dtype=np.uint32)  # code point -> id; the newline stays LINE_END_ID
+    lookup[points_used] = np.arange(1, len(points_used) + 1, dtype=np.uint32)
+    return [chr(point) for point in points_used.tolist()], lookup[points]
+
+
+def _token_ids(tokens: list[str]) -> tuple[list[str], np.ndarray]:
+    """Ids by first appearance, mapped in C (dict.fromkeys, map) rather than token by token in Python."""
+    first = dict.fromkeys(tokens)
+    first.pop(LINE_END, None)
+    types = list(first)
+    index = dict(zip(types, range(1, len(types) + 1), strict=True))
+    index[LINE_END] = LINE_END_ID
+    return types, np.fromiter(map(index.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
+
+
+def _line_ids(token_lists: Iterable[list[str]]) -> tuple[list[str], np.ndarray]:
+    """The line-by-line path: tokens may be anything here (a newline character included)."""
     flat: list[str] = []
     lengths: list[int] = []
-    for line in lines:
-        tokens = process_line(line)
-        if tokens or keep_empty:
-            flat += tokens
-            lengths.append(len(tokens))
-    # Ids by first appearance, mapped in C (dict.fromkeys, map) rather than token by token in Python.
+    for tokens in token_lists:
+        flat += tokens
+        lengths.append(len(tokens))
     types = list(dict.fromkeys(flat))
     index = dict(zip(types, range(1, len(types) + 1), strict=True))
     token_ids = np.fromiter(map(index.__getitem__, flat), dtype=np.uint32, count=len(flat))
-    ids = np.insert(token_ids, np.cumsum(lengths, dtype=np.int64), LINE_END)
+    return types, np.insert(token_ids, np.cumsum(lengths, dtype=np.int64), LINE_END_ID)
+
+
+def _chunk(types: list[str], ids: np.ndarray, keep_empty: bool, doc_freq: bool) -> Chunk:
+    ends = ids == LINE_END_ID
+    if not keep_empty:
+        empty = ends.copy()
+        empty[1:] &= ends[:-1]  # an end right after another (or first) ends a document with no tokens
+        if empty.any():
+            ids, ends = ids[~empty], ends[~empty]
     n_types = len(types) + 1
     term = np.bincount(ids, minlength=n_types)[1:]
-    doc_of_token = np.repeat(np.arange(len(lengths), dtype=np.int64), np.array(lengths, dtype=np.int64) + 1)
-    pairs = _distinct(doc_of_token * n_types + ids)  # one entry per (document, type)
-    doc = np.bincount(pairs % n_types, minlength=n_types)[1:]
-    return Chunk(types, ids, term, doc, len(lengths))
+    doc = None
+    if doc_freq:
+        doc_of_token = np.cumsum(ends, dtype=np.int64) - ends  # documents ended before each position
+        pairs = _distinct(doc_of_token * n_types + ids)  # one entry per (document, type)
+        doc = np.bincount(pairs % n_types, minlength=n_types)[1:]
+    return Chunk(types, ids, term, doc, int(ends.sum()))
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:
@@ -77,10 +119,10 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
 
 
 def tokenize_chunks(chunks: Iterable[list[str]], pipeline: PipelineConfig, workers: int = 1,
-                    keep_empty: bool = False) -> Iterator[Chunk]:
+                    keep_empty: bool = False, doc_freq: bool = False) -> Iterator[Chunk]:
     """Tokenized chunks in input order. Unlike ``Pool.imap``, which reads its whole input ahead,
     at most ``2 * workers`` chunks are pending at a time."""
-    init_args = (pipeline.to_dict(), keep_empty)
+    init_args = (pipeline.to_dict(), keep_empty, doc_freq)
     if workers <= 1:
         init_worker(*init_args)
         yield from map(tokenize_chunk, chunks)
@@ -117,14 +159,15 @@ class TokenSpill:
 
     def add(self, chunk: Chunk) -> None:
         stoi = self.stoi
-        new = [t for t in chunk.types if t not in stoi]
+        new = list(itertools.filterfalse(stoi.__contains__, chunk.types))
         stoi.update(zip(new, range(len(stoi) + 1, len(stoi) + 1 + len(new)), strict=True))
         ids = np.fromiter(map(stoi.__getitem__, chunk.types), np.int64, len(chunk.types))
         if len(stoi) + 1 > len(self.term):
             self.term, self.doc = _grown(self.term, 2 * (len(stoi) + 1)), _grown(self.doc, 2 * (len(stoi) + 1))
         self.term[ids] += chunk.term
-        self.doc[ids] += chunk.doc
-        to_global = np.concatenate(([LINE_END], ids)).astype(np.uint32)
+        if chunk.doc is not None:
+            self.doc[ids] += chunk.doc
+        to_global = np.concatenate(([LINE_END_ID], ids)).astype(np.uint32)
         self._file.write(to_global[chunk.ids].tobytes())  # file.write: a full disk is ENOSPC (tofile hides it)
         self.n_docs += chunk.docs
         self.n_ids += len(chunk.ids)
@@ -146,15 +189,17 @@ class TokenSpill:
         if EOS not in vocab:
             raise TextseqError(f"the vocabulary needs the {EOS} special token (documents end with it)")
         unk = -1 if vocab.unk_id is None else vocab.unk_id
-        ids = np.array([vocab.stoi[EOS]] + [vocab.stoi.get(t, unk) for t in self.stoi], dtype=np.int64)
+        ids = np.empty(len(self.stoi) + 1, dtype=np.int64)
+        ids[0] = vocab.stoi[EOS]
+        ids[1:] = np.fromiter(map(vocab.stoi.get, self.stoi, itertools.repeat(unk)), np.int64, len(self.stoi))
         if unk == -1 and (ids < 0).any():
             raise TextseqError("some tokens are not in the vocabulary and it has no <unk> special token")
         return ids
 
     def oov_tokens(self, vocab: Vocab) -> int:
         n = len(self.stoi) + 1
-        oov = np.array([t not in vocab for t in self.stoi], dtype=bool)
-        return int(self.term[1:n][oov].sum())
+        known = np.fromiter(map(vocab.stoi.__contains__, self.stoi), bool, n - 1)
+        return int(self.term[1:n][~known].sum())
 
     def id_blocks(self) -> Iterator[np.ndarray]:
         """The spilled provisional ids, a few million at a time."""
@@ -202,7 +247,7 @@ class SpillDocs:
         for block in self.spill.id_blocks():
             block = np.concatenate((carry, block)) if carry.size else block
             begin = 0
-            for end in np.flatnonzero(block == LINE_END).tolist():
+            for end in np.flatnonzero(block == LINE_END_ID).tolist():
                 if doc >= self.start:
                     yield [itos[i] for i in block[begin:end].tolist()]
                 doc, begin = doc + 1, end + 1
@@ -212,9 +257,9 @@ class SpillDocs:
 
 
 def count_pass(blocks: Iterable[list[str]], spill: TokenSpill, pipeline: PipelineConfig, workers: int = 1,
-               keep_empty: bool = False, on_chunk: Callable[[], None] | None = None) -> None:
+               keep_empty: bool = False, on_chunk: Callable[[], None] | None = None, doc_freq: bool = False) -> None:
     """Tokenize blocks of lines (e.g. ``LineReader.blocks()``) into the spill, in order."""
-    for chunk in tokenize_chunks(blocks, pipeline, workers, keep_empty):
+    for chunk in tokenize_chunks(blocks, pipeline, workers, keep_empty, doc_freq):
         spill.add(chunk)
         if on_chunk:
             on_chunk()

@@ -49,7 +49,7 @@ def lemmatizer(lang: str) -> Callable[[str], str]:
 
 
 def memoized_map(fn: Callable[[str], str]) -> Callable[[list[str]], list[str]]:
-    memo: dict[str, str] = {}
+    memo: dict[str, str] = {"\n": "\n"}  # the line end of a block of tokens (Pipeline.process_block)
 
     def apply(tokens: list[str]) -> list[str]:
         out = []

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from textseq.errors import TextseqError
 from textseq.settings import Settings
-from textseq.text.clean import CleanConfig, build_cleaner
+from textseq.text.clean import CleanConfig, build_block_cleaner, build_cleaner
 from textseq.text.normalize import NormalizeConfig, build_token_normalizers
 from textseq.text.stopwords import StopwordConfig, build_stopword_filter
-from textseq.text.tokenize import HAS_HAN, TokenizeConfig, build_tokenizer
+from textseq.text.tokenize import HAS_HAN, LINE_END, TokenizeConfig, build_block_tokenizer, build_tokenizer
 
 
 @dataclass
@@ -53,6 +53,8 @@ class Pipeline:
         self._tokenize = build_tokenizer(cfg.tokenize)
         stop = build_stopword_filter(cfg.stopwords, lowercased=cfg.normalize.lowercase, clean=self._clean)
         self._token_steps = ([stop] if stop else []) + build_token_normalizers(cfg.normalize)
+        self._clean_block = build_block_cleaner(cfg.clean)
+        self._tokenize_block = build_block_tokenizer(cfg.tokenize)
 
     def process_line(self, line: str) -> list[str]:
         line = self._clean(line)
@@ -71,6 +73,30 @@ class Pipeline:
         process = self.process_line
         for line in lines:
             yield process(line)
+
+    def clean_block(self, lines: list[str]) -> str | None:
+        """The cleaned (and lowercased) lines, each ending in a newline; None where only
+        ``process_line`` can promise its result (then call that)."""
+        text = self._clean_block(lines)
+        return text.lower() if text is not None and self._lowercase else text
+
+    @property
+    def tokens_are_chars(self) -> bool:
+        """Whether the tokens of a cleaned block are its characters (char level, no token steps)."""
+        return self.cfg.tokenize.level == "char" and not self._token_steps
+
+    def process_block(self, lines: list[str]) -> list[str] | None:
+        """The tokens of all ``lines``, each line's followed by ``LINE_END`` ("\n"): what ``process_line``
+        gives line by line, in a few calls per block. None where it cannot promise that (NLTK's tokenizers,
+        t2s conversion, a line that HTML entities break in two): then call ``process_line``."""
+        if self._tokenize_block is None or (text := self.clean_block(lines)) is None:
+            return None
+        tokens = self._tokenize_block(text)
+        for step in self._token_steps:
+            tokens = step(tokens)
+        if len(tokens) < len(lines) or tokens.count(LINE_END) != len(lines):
+            return None  # a token step dropped or changed a line end: never silently shift documents
+        return tokens
 
     def detokenize(self, tokens: list[str]) -> str:
         """Char level: concatenate. Word level: English words spaced (Treebank rules), Chinese not."""

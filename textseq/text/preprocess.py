@@ -153,7 +153,8 @@ def _count(reader: LineReader, cfg: PreprocessConfig, spill_path: Path,
     report = (lambda: on_progress(reader.bytes_read, reader.total_bytes)) if on_progress else None
     spill = TokenSpill(spill_path)
     try:
-        count_pass(reader.blocks(), spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report)
+        doc_freq = cfg.vocab.min_df is not None or cfg.vocab.max_df is not None  # only the df limits read them
+        count_pass(reader.blocks(), spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report, doc_freq)
     finally:
         spill.close()
     if reader.lines_read == 0:

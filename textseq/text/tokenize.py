@@ -39,6 +39,14 @@ HAS_HAN = re.compile(f"[{HAN}]")
 # A run of non-Han words, joined by spaces or in-word punctuation: "Python 3.11", "e-mail", "GPT-4".
 FOREIGN_RUN = re.compile(rf"([^\W{HAN}]+(?:[\s'’.\-+#&/@:%]+[^\W{HAN}]+)*)")
 WORD_OR_PUNCT = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]")
+# The same on a block of lines: line ends are tokens, and a foreign run never reaches past one.
+LINE_END = "\n"
+WORD_OR_PUNCT_OR_END = re.compile(WORD_OR_PUNCT.pattern + "|\n")
+NOT_SPACE_OR_END = re.compile(r"\S+|\n")
+FOREIGN_RUN_IN_LINE = re.compile(rf"([^\W{HAN}]+(?:(?:[^\S\n]|['’.\-+#&/@:%])+[^\W{HAN}]+)*)")
+# Runs of lines with no Han character (an empty line gives no tokens either way: it joins the Chinese run)
+NON_HAN_LINES = re.compile(rf"(?:^[^{HAN}\n]+\n)+", re.MULTILINE)
+OTHER_SPACE = re.compile(r"[^\S \n]")  # whitespace but the space and the line end
 
 
 DEFAULT_LEVEL = "char"  # the token level every command (preprocess, train) uses unless told otherwise
@@ -179,3 +187,64 @@ def build_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
         return tokens
 
     return tokenize
+
+
+def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | None:
+    """``text -> tokens`` for a block of lines, each ending in a newline: the tokens of every line as
+    ``build_tokenizer`` gives them, each line's followed by ``LINE_END``. One call per block instead of one
+    per line, where the tokenizer can: regexp English, whitespace (pretokenized), jieba and rjieba (both cut
+    a newline as a token of its own and never segment across it). None for NLTK's English tokenizers."""
+    cfg.validate()
+    if cfg.level == "char":
+        return list
+    if cfg.pretokenized:
+        return NOT_SPACE_OR_END.findall
+    if cfg.en_tokenizer != "regexp":
+        return None
+    english = WORD_OR_PUNCT_OR_END.findall
+    if cfg.lang == "en":
+        return english
+    segment, split_runs = chinese_segmenter(cfg), FOREIGN_RUN_IN_LINE.split
+
+    def chinese_lines(text: str) -> list[str]:
+        """Lines that all hold Han characters, or any lines with lang zh."""
+        tokens: list[str] = []
+        for i, part in enumerate(split_runs(text)):  # even parts Chinese, odd parts foreign runs
+            if i % 2:
+                tokens += WORD_OR_PUNCT.findall(part)
+            elif part:
+                tokens += _segment_spaced(segment, part) if " " in part or OTHER_SPACE.search(part) else segment(part)
+        return tokens
+
+    if cfg.lang == "zh":
+        return chinese_lines
+
+    def tokenize(text: str) -> list[str]:
+        tokens: list[str] = []
+        done = 0
+        for match in NON_HAN_LINES.finditer(text):  # runs of lines with no Han character: English rules
+            start, end = match.span()
+            if start > done:
+                tokens += chinese_lines(text[done:start])
+            tokens += english(text[start:end])
+            done = end
+        if done < len(text):
+            tokens += chinese_lines(text[done:] if done else text)
+        return tokens
+
+    return tokenize
+
+
+def _segment_spaced(segment: Callable[[str], list[str]], text: str) -> list[str]:
+    """The segmenter's tokens without its whitespace tokens, line ends kept (jieba cuts "\r\n" as one)."""
+    if "  " not in text and not OTHER_SPACE.search(text):  # single spaces only (cleaned text): cut them out
+        tokens, kept, start = segment(text), [], 0
+        try:
+            while True:
+                at = tokens.index(" ", start)
+                kept += tokens[start:at]
+                start = at + 1
+        except ValueError:
+            kept += tokens[start:]
+        return kept
+    return [LINE_END if LINE_END in t else t for t in segment(text) if not t.isspace() or LINE_END in t]
