@@ -85,14 +85,21 @@ class Vocab:
         self.unk_id = self.stoi.get(UNK)
 
     @classmethod
-    def build(cls, counts: TokenCounts, config: VocabConfig | None = None) -> Vocab:
+    def build(cls, counts: TokenCounts, config: VocabConfig | None = None, always: Iterable[str] = ()) -> Vocab:
+        """``always``: tokens kept whatever their count (a subword model's pieces, seen in the text or not)."""
         cfg = config or VocabConfig()
+        extra = [t for t in dict.fromkeys(always) if t not in counts.term and t not in cfg.specials]
+        if extra:
+            counts = TokenCounts(counts.term + Counter(), counts.doc, counts.n_docs)  # a copy, then zeros added
+            counts.term.update(dict.fromkeys(extra, 0))
         lo_df = _df_limit(cfg.min_df, counts.n_docs) if cfg.min_df is not None else None
         hi_df = _df_limit(cfg.max_df, counts.n_docs) if cfg.max_df is not None else None
         term = counts.term
         tokens_all = list(term)
         n = np.fromiter(term.values(), dtype=np.int64, count=len(tokens_all))
         keep = n >= cfg.min_count
+        if extra:
+            keep |= np.fromiter(map(set(extra).__contains__, tokens_all), bool, len(tokens_all))
         if cfg.max_count is not None:
             keep &= n <= cfg.max_count
         if lo_df is not None or hi_df is not None:
@@ -112,8 +119,9 @@ class Vocab:
         return cls(tokens, dict(zip(kept_tokens, n[order].tolist(), strict=True)), cfg.specials)
 
     @classmethod
-    def from_docs(cls, docs: Iterable[Sequence[str]], config: VocabConfig | None = None) -> Vocab:
-        return cls.build(count_tokens(docs), config)
+    def from_docs(cls, docs: Iterable[Sequence[str]], config: VocabConfig | None = None,
+                  always: Iterable[str] = ()) -> Vocab:
+        return cls.build(count_tokens(docs), config, always)
 
     def __len__(self) -> int:
         return len(self.itos)

@@ -30,7 +30,10 @@ def _c(name: str):
 def preprocess(
     inputs: list[str] = typer.Argument(..., help="Text files, directories (*.txt, *.txt.gz, recursive), "
                                                  ".gz files, or - for stdin.", show_default=False),
-    level: str = opt("--level", help="char | word.", default=DEFAULT_LEVEL, panel=TOKENS),
+    level: str = opt("--level", help="char | word | subword (BPE units learnt from the text).",
+                     default=DEFAULT_LEVEL, panel=TOKENS),
+    vocab_size: int = opt("--vocab-size", help="Subword units to learn (--level subword).",
+                          default=default_of(TokenizeConfig, "subword_vocab"), panel=TOKENS),
     lang: str = opt("--lang", help="auto (per line) | zh | en.", default=default_of(TokenizeConfig, "lang"),
                     panel=TOKENS),
     jieba_mode: str = opt("--jieba-mode", help="accurate | full | search.",
@@ -133,7 +136,7 @@ def preprocess(
         strip_control=strip_control, remove_digits=remove_digits, remove_punct=remove_punct,
         collapse_whitespace=collapse_whitespace, t2s=t2s))
     pipeline["tokenize"] = merge(pipeline["tokenize"], dict(
-        lang=lang, jieba_mode=jieba_mode, hmm=hmm, backend=backend, en_tokenizer=en_tokenizer,
+        lang=lang, jieba_mode=jieba_mode, hmm=hmm, backend=backend, en_tokenizer=en_tokenizer, subword_vocab=vocab_size,
         user_words=load_user_dict(user_dict) if user_dict else None))
     pipeline["stopwords"] = dict(langs=split_list(stopwords),
                                  words=[w for path in stopwords_file or () for w in load_stopword_file(path)])

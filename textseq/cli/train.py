@@ -39,7 +39,9 @@ def train(
                                           "(optional with --resume).", show_default=False),
     config: Path = opt("--config", help="TOML file with \\[train] and \\[model] tables; flags override it.",
                        panel=DATA),
-    level: str = opt("--level", help="char | word (raw text only).", default=_t("level"), panel=DATA),
+    level: str = opt("--level", help="char | word | subword (raw text only).", default=_t("level"), panel=DATA),
+    vocab_size: int = opt("--vocab-size", help="Subword units to learn (--level subword; 0: 8000).",
+                          default=_t("vocab_size"), panel=DATA),
     lang: str = opt("--lang", help="auto | zh | en (raw text only).", default=_t("lang"), panel=DATA),
     pretokenized: bool = typer.Option(False, "--pretokenized", help="Raw text already tokenized (WikiText, PTB): "
                                       "split on whitespace only, tokens kept as written (literal <unk>); word level.",
@@ -141,7 +143,7 @@ def train(
     train_flags = dict(data=data, output=output, level=level or ("word" if pretokenized else None), lang=lang,
                        pretokenized=pretokenized or None,
                        min_count=min_count,
-                       max_vocab=max_vocab, embeddings=embeddings, mode=mode, schedule=schedule,
+                       max_vocab=max_vocab, vocab_size=vocab_size, embeddings=embeddings, mode=mode, schedule=schedule,
                        schedule_k=schedule_k, feedback=feedback, bptt=bptt, k1=k1, k2=k2, batch_size=batch_size,
                        epochs=epochs, max_steps=max_steps, max_time=max_time, lr=lr, optimizer=optimizer,
                        momentum=momentum, weight_decay=weight_decay, scheduler=scheduler, clip=clip,
@@ -172,7 +174,8 @@ def summary(result) -> str:
     from textseq.lm.report import describe
 
     why = STOP_REASONS.get(result.stop_reason, result.stop_reason)
-    best = (f"best valid {describe(result.best_valid_loss, result.level)}" if result.best_valid_loss is not None
+    best_loss = result.best_valid_loss
+    best = (f"best valid {describe(best_loss, result.level, result.chars_per_token)}" if best_loss is not None
             else "no validation data")
     return (f"stopped ({why}) after {result.steps} steps, {result.epochs} epoch(s) in {result.elapsed:.1f} s; "
             f"{best}; best checkpoint: {result.best_checkpoint}")

@@ -28,7 +28,7 @@ MODEL_FIELDS = ("num_layers", "hidden_size", "emb_size", "dropout", "tie_weights
 # Word level: a token seen once in the text gets no row of its own (it reads as <unk>). Single-occurrence
 # words are a third to two thirds of the types of a 1 MB corpus; their rows cannot be learnt from one example
 # and they make a model that reads the text twice memorise it (validation worsens from the second pass on).
-MIN_COUNT = {"char": 1, "word": 2}
+MIN_COUNT = {"char": 1, "word": 2, "subword": 1}  # subword units are all frequent by construction
 # Vocabulary size from which the adaptive softmax is used: up to 20k types a tied full softmax scored better
 # than the adaptive one at the same budget on the development slices (words and Chinese characters alike),
 # though it is slower.
@@ -46,7 +46,7 @@ NOMINAL_BUDGET = 300.0  # seconds assumed when the run is bounded by steps or ep
 # A nominal float32 throughput (tokens per second) of the default models on a 2-core CPU; only the order of
 # magnitude matters: it tells how often the corpus will be read, which sets the regularization. It does not
 # depend on the machine, so the same corpus and budget get the same settings everywhere.
-TOKENS_PER_SECOND = {"char": 15_000, "word": 6_000}
+TOKENS_PER_SECOND = {"char": 15_000, "word": 6_000, "subword": 6_000}
 
 
 @dataclass
@@ -72,7 +72,8 @@ def choose(level: str, train_tokens: int, vocab_size: int, budget: float, pretok
     out.train.update(scheduler="cosine", eval_every=200)
     out.reasons.append(f"{train_tokens:,} training tokens, about {passes:.1f} passes in {budget:g} s")
     adaptive = vocab_size >= ADAPTIVE_FROM
-    kind = "word" if level == "word" else "logographic" if vocab_size >= LOGOGRAPHIC_FROM else "alphabetic"
+    # subword pieces are trained like words (a few thousand types, each seen often): the word rules
+    kind = "word" if level in ("word", "subword") else "logographic" if vocab_size >= LOGOGRAPHIC_FROM else "alphabetic"
     if kind == "alphabetic":
         # compute-bound: batch 64 gave more tokens per second and a better model than 16 or 32 in the budget
         out.train.update(bptt=64, batch_size=64, lr=4e-3, clip=0.5)

@@ -25,7 +25,7 @@ from textseq.lm.model import plain_cpu_rnn_kernels
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 LAMBDAS = np.linspace(0.0, 0.5, 51)
-DEFAULT_SIZE = {"char": 400, "word": 500}
+DEFAULT_SIZE = {"char": 400, "word": 500, "subword": 500}
 BLOCK = 256  # query positions scored per matrix product
 
 

@@ -48,15 +48,28 @@ def is_preprocessed(source: str | os.PathLike) -> bool:
     return Path(source).is_dir() and (Path(source) / "ids.npy").is_file()
 
 
-def make_pipeline_config(level: str = "char", lang: str = "auto", pretokenized: bool = False):
+def make_pipeline_config(level: str = "char", lang: str = "auto", pretokenized: bool = False,
+                         vocab_size: int | None = None):
     """The LM default pipeline for a token level (see ``PipelineConfig.for_level``)."""
     from textseq.text.pipeline import PipelineConfig
 
-    if level not in ("char", "word"):
-        raise TextseqError(f"unknown level {level!r}; choose char or word")
+    if level not in ("char", "word", "subword"):
+        raise TextseqError(f"unknown level {level!r}; choose char, word or subword")
     cfg = PipelineConfig.for_level(level, pretokenized)
     cfg.tokenize.lang = lang
+    if vocab_size:
+        cfg.tokenize.subword_vocab = vocab_size
     return cfg
+
+
+def chars_per_token(vocab: Vocab, ids: np.ndarray, level: str) -> float:
+    """Characters of text per predicted token of ``ids`` (its first token is context only): 1 but at the
+    subword level, where it turns nats per piece into bits per character."""
+    if level != "subword" or len(ids) < 2:
+        return 1.0
+    from textseq.text.subword import piece_chars
+
+    return float(piece_chars(vocab.itos, vocab.specials)[np.asarray(ids[1:], dtype=np.int64)].mean()) or 1.0
 
 
 def encode_lines(token_lines: Iterable[list[str]], vocab: Vocab) -> np.ndarray:
@@ -77,7 +90,8 @@ def tokenize_text(source: str | os.PathLike, pipeline_config: dict | object) -> 
 
 def load_lm_data(source: str | os.PathLike, level: str = "char", lang: str = "auto",
                  vocab: Vocab | None = None, pipeline: dict | None = None,
-                 vocab_config: VocabConfig | None = None, pretokenized: bool = False) -> LMData:
+                 vocab_config: VocabConfig | None = None, pretokenized: bool = False,
+                 vocab_size: int | None = None) -> LMData:
     """Read a preprocess output directory (memory-mapped ``ids.npy``) or tokenize raw text.
 
     ``vocab``/``pipeline`` (from a checkpoint, on resume or evaluation) force the same ids;
@@ -90,9 +104,16 @@ def load_lm_data(source: str | os.PathLike, level: str = "char", lang: str = "au
         return _load_preprocessed(Path(source), vocab)
     if not Path(source).exists():
         raise TextseqError(f"training data {source} does not exist")
-    pipeline = pipeline if pipeline is not None else make_pipeline_config(level, lang, pretokenized).to_dict()
+    if pipeline is None:
+        from textseq.text.pipeline import with_subword_model
+        from textseq.text.reader import LineReader
+
+        cfg = make_pipeline_config(level, lang, pretokenized, vocab_size)
+        pipeline = with_subword_model(cfg, LineReader([source]).blocks()).to_dict()  # subword: learn the units
     if vocab is None:
-        vocab = Vocab.from_docs(tokenize_text(source, pipeline), vocab_config)
+        from textseq.text.subword import model_pieces
+
+        vocab = Vocab.from_docs(tokenize_text(source, pipeline), vocab_config, always=model_pieces(pipeline))
     ids = encode_lines(tokenize_text(source, pipeline), vocab)
     if not np.any(ids != vocab.stoi[EOS]):
         raise TextseqError(f"the training text {source} is empty (no tokens)")

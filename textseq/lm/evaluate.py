@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from textseq.errors import TextseqError
-from textseq.lm.data import load_lm_data, split_docs, split_stream
+from textseq.lm.data import chars_per_token, load_lm_data, split_docs, split_stream
 from textseq.lm.mix import event_weights, load_partner, mixed_logp, parse_mix
-from textseq.lm.report import metric_name, metric_value
+from textseq.lm.report import PER_CHAR, metric_name, metric_value
 from textseq.text.pipeline import Pipeline
 from textseq.vocab import EOS, UNK, Vocab
 
@@ -111,7 +111,7 @@ def free_running_nll(lm, inputs: Tensor, targets: Tensor, horizon: int, stride: 
 class LMEvalRow:
     name: str
     nll: float  # mean nats per token
-    metric: float  # bpc (char) or perplexity (word)
+    metric: float  # bits per char (char, subword) or perplexity (word)
     vs_kn: float | None = None  # metric / the Kneser-Ney row's metric (lower is better)
 
 
@@ -124,6 +124,7 @@ class LMEvalReport:
     horizon_nll: list[float] = field(default_factory=list)
     mix_weight: float | None = None  # the LM's weight in the "RNN + KN" row
     generated: list = field(default_factory=list)  # TextStats rows: sampled, greedy, the held-out text itself
+    chars: int = 0  # characters of text the predicted tokens spell (char and subword levels; line ends included)
 
     @property
     def metric(self) -> str:
@@ -135,7 +136,8 @@ class LMEvalReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"metric": self.metric, "level": self.level, "tokens": self.tokens, "oov_rate": self.oov_rate,
+        return {"metric": self.metric, "level": self.level, "tokens": self.tokens, "chars": self.chars or None,
+                "oov_rate": self.oov_rate,
                 "mix_weight": self.mix_weight, "horizon_nll": self.horizon_nll,
                 "rows": [asdict(row) for row in self.rows], "generated": [asdict(row) for row in self.generated]}
 
@@ -144,8 +146,8 @@ def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _row(name: str, nll: float, level: str) -> LMEvalRow:
-    return LMEvalRow(name, nll, metric_value(nll, level))
+def _row(name: str, nll: float, level: str, chars_per_token: float = 1.0) -> LMEvalRow:
+    return LMEvalRow(name, nll, metric_value(nll, level, chars_per_token))
 
 
 def heldout_ids(text: str | os.PathLike, pipeline: Pipeline, vocab: Vocab) -> list[list[int]]:
@@ -204,19 +206,20 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
         raise TextseqError(f"none of the tokens of {text} is known to the model (all read as {UNK}); "
                            "evaluate on text like the training text")
     lm_logp = token_logprobs(ckpt.model, stream, batch_size, ckpt.train_config.get("bptt", 35))
-    rows = [_row("RNN teacher-forced", float(-lm_logp.mean()), level)]
+    per_char = chars_per_token(vocab, stream, level)  # 1 but for subword pieces
+    rows = [_row("RNN teacher-forced", float(-lm_logp.mean()), level, per_char)]
     horizons: list[float] = []
     if horizon:
         free_rows = max(batch_size, min(FREE_RUNNING_ROWS, (len(stream) - 1) // (2 * horizon)))  # rollouts fit
         inputs, targets = stream_rows(stream, free_rows)
         horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
-        rows.append(_row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level))
+        rows.append(_row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level, per_char))
     weight, mix_logp = None, None
     if baseline or mix_kn is not None:
         token_docs = [vocab.decode(doc) for doc in id_docs]  # the n-gram model reads tokens
         ngram, stored = _ngram_model(ckpt, Path(checkpoint), order, train_text)
         kn_logp, strength = ngram.score_events(token_docs)
-        kn_row = _row(f"Kneser-Ney {ngram.order}-gram", float(-kn_logp.mean()), level)
+        kn_row = _row(f"Kneser-Ney {ngram.order}-gram", float(-kn_logp.mean()), level, per_char)
         rows.append(kn_row)
         weight = _mix_weight(mix_kn, stored)
         if weight is not None:
@@ -225,15 +228,16 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
             label = f"LM weight by KN context, mean {np.mean(weights):.2f}" if by_context else \
                 f"weights {weight:.2f} / {1 - weight:.2f}"
             mix_logp = mixed_logp(lm_logp, kn_logp, weights)
-            rows.append(_row(f"RNN + KN ({label})", float(-mix_logp.mean()), level))
-    rows += _cache_rows(ckpt, stream, lm_logp, mix_logp, batch_size, cache)
+            rows.append(_row(f"RNN + KN ({label})", float(-mix_logp.mean()), level, per_char))
+    rows += _cache_rows(ckpt, stream, lm_logp, mix_logp, batch_size, cache, per_char)
     if baseline or mix_kn is not None:
         for row in rows:
             row.vs_kn = row.metric / kn_row.metric
     unk = vocab.unk_id
     oov = float(np.mean(stream[1:] == unk)) if unk is not None else 0.0
     generated = generated_text_stats(ckpt, stream, samples, sample_tokens, seed) if samples else []
-    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight, generated)
+    return LMEvalReport(level, len(stream) - 1, oov, rows, horizons, weight, generated,
+                        round(per_char * (len(stream) - 1)) if level in PER_CHAR else 0)
 
 
 def generated_text_stats(ckpt, stream: np.ndarray, n: int, length: int, seed: int = 0) -> list:
@@ -265,7 +269,7 @@ def generated_text_stats(ckpt, stream: np.ndarray, n: int, length: int, seed: in
 
 
 def _cache_rows(ckpt, stream: np.ndarray, lm_logp: np.ndarray, mix_logp: np.ndarray | None, batch_size: int,
-                cache: str | int | None) -> list[LMEvalRow]:
+                cache: str | int | None, per_char: float = 1.0) -> list[LMEvalRow]:
     """"RNN + cache" and, when the KN mix is on and the checkpoint has its parameters, "RNN + KN + cache"."""
     from textseq.lm.cache import cache_probs, mixed_nll, parse_cache, states_and_targets
 
@@ -289,7 +293,7 @@ def _cache_rows(ckpt, stream: np.ndarray, lm_logp: np.ndarray, mix_logp: np.ndar
         fit_size = fitted["size"] if size is None else size
         probs = cache_probs(states, targets, fit_size, fitted["theta"], IGNORE).reshape(-1).cpu().numpy()[keep]
         rows.append(_row(f"{name} ({fit_size}, weight {fitted['weight']:.2f})",
-                         mixed_nll(base_logp, probs, fitted["weight"]), ckpt.level))
+                         mixed_nll(base_logp, probs, fitted["weight"]), ckpt.level, per_char))
     return rows
 
 

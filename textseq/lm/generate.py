@@ -48,7 +48,8 @@ class TextStreamer:
         self.finished = ""  # the text of the completed lines, each ending in "\n"
         self.line: list[str] = list(prefix_tokens)
         self.written = ""
-        self.hold = 0 if pipeline.cfg.tokenize.level == "char" else self.HOLD  # characters are only appended
+        # characters and subword pieces only append to the text; detokenized words may change what came before
+        self.hold = 0 if pipeline.cfg.tokenize.level in ("char", "subword") else self.HOLD
 
     def _emit(self, target: str, final: bool) -> None:
         """Write ``target`` beyond what was written, if it extends it (always when ``final``)."""

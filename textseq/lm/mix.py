@@ -19,7 +19,6 @@ bucket's grid holds the global ``lam``, so on validation the bucketed mix is nev
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ from textseq.errors import TextseqError
 from textseq.features.ngram_lm import KneserNeyLM
 from textseq.vocab import EOS, Vocab
 
-NGRAM_ORDERS = {"char": (3, 4, 5, 6, 7), "word": (2, 3, 4)}
+NGRAM_ORDERS = {"char": (3, 4, 5, 6, 7), "word": (2, 3, 4), "subword": (2, 3, 4, 5)}
 WEIGHT_GRID = np.linspace(0.0, 1.0, 201)
 MIN_BUCKET_EVENTS = 200  # validation events a context strength needs to get a weight of its own
 
@@ -134,8 +133,12 @@ def fit_ngram(train_ids: np.ndarray, valid_ids: np.ndarray, vocab: Vocab,
     return best[1], best[2], best[3]
 
 
-def describe_mix(mix: NgramMix, level: str) -> str:
-    unit = (lambda nll: f"{nll / math.log(2):.3f} bpc") if level == "char" else (lambda nll: f"ppl {math.exp(nll):.1f}")
+def describe_mix(mix: NgramMix, level: str, chars_per_token: float = 1.0) -> str:
+    from textseq.lm.report import metric_name, metric_value
+
+    def unit(nll: float) -> str:
+        return f"{metric_value(nll, level, chars_per_token):.3f} {metric_name(level)}"
+
     weights = f"LM weight {mix.weight:.2f}" + (f", {min(mix.weights):.2f}-{max(mix.weights):.2f} by KN context"
                                                if mix.weights else "")
     return (f"mix with the KN {mix.order}-gram: {weights} (validation: LM {unit(mix.valid_nll_lm)}, "

@@ -61,7 +61,7 @@ from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
 from textseq.lm.auto import choose as choose_auto
 from textseq.lm.auto import min_count as auto_min_count
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
-from textseq.lm.data import batchify, load_lm_data, shard_streams, split_stream, stream_digest
+from textseq.lm.data import batchify, chars_per_token, load_lm_data, shard_streams, split_stream, stream_digest
 from textseq.lm.evaluate import evaluate_stream, stream_rows
 from textseq.lm.model import LMConfig, RNNLanguageModel
 from textseq.lm.report import describe, plot_history
@@ -119,6 +119,7 @@ class LMTrainConfig(Settings):
     pretokenized: bool = False  # raw text already tokenized (WikiText): split on whitespace, nothing else
     min_count: int = 1
     max_vocab: int = 0
+    vocab_size: int = 0  # subword level: the number of units to learn (0: textseq.text.subword.DEFAULT_VOCAB)
     embeddings: str = ""  # pretrained word vectors to initialise the embedding
     mode: str = "teacher-forcing"  # also "teacher" / "free" (MODE_ALIASES)
     schedule: str = "linear"  # scheduled sampling: how the teacher-forcing probability decays
@@ -206,7 +207,8 @@ class LMTrainResult:
     tokens_per_sec: float
     history: dict
     model: nn.Module = field(repr=False)
-    level: str = DEFAULT_LEVEL  # char | word: how to read the losses (bpc or perplexity)
+    level: str = DEFAULT_LEVEL  # char | word | subword: how to read the losses (bpc or perplexity)
+    chars_per_token: float = 1.0  # subword level: characters per piece of validation text (for bits per char)
     elapsed: float = 0.0  # seconds from the start of the training loop to the end of the run (this process)
 
 
@@ -367,9 +369,11 @@ class Trainer:
         vocab = Vocab.from_dict(resume["vocab"]) if resume else None
         data = load_lm_data(cfg.data, cfg.level, cfg.lang, vocab=vocab,
                             pipeline=resume["pipeline"] if resume else None, vocab_config=vocab_cfg,
-                            pretokenized=cfg.pretokenized and not resume)
+                            pretokenized=cfg.pretokenized and not resume, vocab_size=cfg.vocab_size or None)
         self.data = data
         self.level = data.pipeline.get("tokenize", {}).get("level", cfg.level)
+        self.chars_per_token = chars_per_token(data.vocab, split_stream(data.ids, cfg.valid_ratio).valid,
+                                               self.level)
         if cfg.auto:
             cfg = self.cfg = self._choose_settings(cfg)
         self.k1, self.k2 = cfg.tbptt
@@ -383,6 +387,9 @@ class Trainer:
         self.total_steps = min(cfg.epochs * epoch_steps if cfg.epochs else math.inf, cfg.max_steps or math.inf)
         self.schedule_steps = self.total_steps if math.isfinite(self.total_steps) else NOMINAL_SCHEDULE_STEPS
         self.schedule_k = cfg.schedule_k or default_schedule_k(cfg.schedule, self.schedule_steps)
+
+    def describe(self, nll: float) -> str:
+        return describe(nll, self.level, self.chars_per_token)
 
     def header(self) -> str:
         """One screen on what is about to be trained, and why the automatic settings are what they are."""
@@ -610,7 +617,8 @@ class Trainer:
         self.last_loss = nll
         if progress.step % self.cfg.log_every == 0 or progress.step == 1:
             progress.history["train"].append([progress.step, nll])
-        self.reporter.update(progress.step, stats=f"{describe(nll, self.level)} {self.tokens_per_sec():,.0f} tok/s")
+        self.reporter.update(progress.step,
+                             stats=f"{self.describe(nll)} {self.tokens_per_sec():,.0f} tok/s")
 
     def tokens_per_sec(self) -> float:
         elapsed = time.perf_counter() - self.start_time
@@ -630,7 +638,7 @@ class Trainer:
         stopper.update(nll)
         progress.best_valid, progress.bad_evals = stopper.best, stopper.bad_evals
         saved = self._save_best_if_better(nll)
-        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
+        self.reporter.log(f"step {progress.step} valid {self.describe(nll)}" + (" (best)" if saved else ""))
         self._plot()
         return stopper.should_stop
 
@@ -674,7 +682,7 @@ class Trainer:
         nll = evaluate_stream(self.weights(), *self.valid_data, self.cfg.bptt)
         self.side_valid = [progress.step, nll]
         saved = self._save_best_if_better(nll)
-        self.reporter.log(f"step {progress.step} valid {describe(nll, self.level)}" + (" (best)" if saved else ""))
+        self.reporter.log(f"step {progress.step} valid {self.describe(nll)}" + (" (best)" if saved else ""))
 
     # ------------------------------------------------------------------ output
 
@@ -709,7 +717,7 @@ class Trainer:
 
     def _plot(self) -> None:
         if self.info.is_main:
-            plot_history(self.history(), self.paths.plot, self.level)
+            plot_history(self.history(), self.paths.plot, self.level, self.chars_per_token)
 
     def _finish(self, reason: str) -> LMTrainResult:
         tokens_per_sec = self.tokens_per_sec()
@@ -725,7 +733,8 @@ class Trainer:
         self._warn_if_epochs_cut_short(reason, elapsed)
         return LMTrainResult(str(self.paths.best), str(self.paths.last), self.progress.step, self.progress.epoch,
                              reason, self.last_loss, self.progress.best_saved, tokens_per_sec,
-                             self.history(), self.weights(), level=self.level, elapsed=elapsed)
+                             self.history(), self.weights(), level=self.level,
+                             chars_per_token=self.chars_per_token, elapsed=elapsed)
 
     def _fit_ngram_mix(self) -> None:
         """Fit the KN partner of best.pt on the training split, its order and the mixing weight on the
@@ -768,9 +777,10 @@ class Trainer:
                        mix_nll, weights)
         save_checkpoint(self.paths.best, KIND, {**best, "ngram": mix.to_dict(), "cache": cache.to_dict(),
                                                 "cache_with_kn": cache_with_kn.to_dict()})
-        self.reporter.log(describe_mix(mix, self.level))
+        self.reporter.log(describe_mix(mix, self.level, self.chars_per_token))
         for name, fitted in (("cache", cache), ("LM+KN+cache", cache_with_kn)):
-            before, after = describe(fitted.valid_nll_lm, self.level), describe(fitted.valid_nll_cache, self.level)
+            before, after = (describe(nll, self.level, self.chars_per_token)
+                             for nll in (fitted.valid_nll_lm, fitted.valid_nll_cache))
             self.reporter.log(f"{name} of {fitted.size}: weight {fitted.weight:.2f}, theta {fitted.theta:g} "
                               f"(validation: {before} -> {after})")
 
@@ -853,7 +863,7 @@ def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None =
 
 
 # The layout of the data streams and the hidden state carried across them.
-FIXED_ON_RESUME = ("level", "lang", "pretokenized", "batch_size", "valid_ratio")
+FIXED_ON_RESUME = ("level", "lang", "pretokenized", "vocab_size", "batch_size", "valid_ratio")
 
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,

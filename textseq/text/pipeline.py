@@ -6,6 +6,7 @@ LM checkpoints, so training and generation tokenize text exactly as preprocessin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,8 @@ from textseq.settings import Settings
 from textseq.text.clean import CleanConfig, build_block_cleaner, build_cleaner
 from textseq.text.normalize import NormalizeConfig, build_token_normalizers
 from textseq.text.stopwords import StopwordConfig, build_stopword_filter
-from textseq.text.tokenize import HAS_HAN, LINE_END, TokenizeConfig, build_block_tokenizer, build_tokenizer
+from textseq.text.subword import learn_subwords, subword_detokenizer
+from textseq.text.tokenize import HAS_HAN, LEVELS, LINE_END, TokenizeConfig, build_block_tokenizer, build_tokenizer
 
 
 @dataclass
@@ -28,11 +30,11 @@ class PipelineConfig(Settings):
 
     @classmethod
     def for_level(cls, level: str, pretokenized: bool = False) -> PipelineConfig:
-        """Defaults for LM training: char level keeps everything (punctuation, case, stopwords);
+        """Defaults for LM training: char and subword levels keep everything (punctuation, case, stopwords);
         word level lowercases and keeps stopwords; pretokenized text is split on whitespace and nothing else
         (no cleaning, no case change), so a published setup such as WikiText-2 is reproduced exactly."""
-        if level not in ("char", "word"):
-            raise TextseqError(f"unknown level {level!r}; choose char or word")
+        if level not in LEVELS:
+            raise TextseqError(f"unknown level {level!r}; choose char, word or subword")
         if pretokenized:
             off = CleanConfig(nfkc=False, strip_html=False, strip_urls=False, strip_emails=False, strip_control=False,
                               collapse_whitespace=False)
@@ -102,9 +104,29 @@ class Pipeline:
         """Char level: concatenate. Word level: English words spaced (Treebank rules), Chinese not."""
         if self.cfg.tokenize.level == "char":
             return "".join(tokens)
+        if self.cfg.tokenize.level == "subword":
+            return subword_detokenizer(self.cfg.tokenize.subword_model)(tokens)
         if self.cfg.tokenize.pretokenized:
             return " ".join(tokens)
         return detokenize_words(tokens)
+
+
+def with_subword_model(cfg: PipelineConfig, blocks: Iterable[list[str]]) -> PipelineConfig:
+    """``cfg`` with its subword units learnt from ``blocks`` of lines, cleaned as the pipeline cleans them
+    (a config that needs no units, or has them already, comes back as it is)."""
+    if cfg.tokenize.level != "subword" or cfg.tokenize.subword_model:
+        return cfg
+    clean_block, clean_line = build_block_cleaner(cfg.clean), build_cleaner(cfg.clean)
+    lowercase = cfg.normalize.lowercase
+
+    def lines() -> Iterator[list[str]]:
+        for block in blocks:
+            text = clean_block(block)
+            cleaned = text.split("\n")[:-1] if text is not None else [clean_line(line) for line in block]
+            yield [line.lower() for line in cleaned] if lowercase else cleaned
+
+    model = learn_subwords(lines(), cfg.tokenize.subword_vocab)
+    return dataclasses.replace(cfg, tokenize=dataclasses.replace(cfg.tokenize, subword_model=model))
 
 
 def _is_cjk(token: str) -> bool:

@@ -19,8 +19,9 @@ from textseq.errors import TextseqError, check_choice
 from textseq.io import atomic_open, atomic_write_text, building_output_set
 from textseq.settings import Settings
 from textseq.text.job import SpillDocs, TokenSpill, count_pass
-from textseq.text.pipeline import PipelineConfig
-from textseq.text.reader import DECODE_ERRORS, MAX_LINE_MB, LineReader
+from textseq.text.pipeline import PipelineConfig, with_subword_model
+from textseq.text.reader import DECODE_ERRORS, MAX_LINE_MB, STDIN, LineReader
+from textseq.text.subword import model_pieces
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 IDS_FILE, VOCAB_FILE, PIPELINE_FILE, STATS_FILE, FEATURES_DIR = (
@@ -100,9 +101,22 @@ def preprocess(sources: Iterable[str | Path], out_dir: str | Path, cfg: Preproce
     cfg = cfg or PreprocessConfig()
     cfg.validate()  # again: the config may have been changed in place
     reader = LineReader(sources, cfg.encoding, max_line_mb=cfg.max_line_mb, errors=cfg.errors)
+    cfg = replace(cfg, pipeline=learn_units(cfg.pipeline, reader))
     out = Path(out_dir)
     with building_output_set(out, force, marker=PIPELINE_FILE) as build:
         return _run(reader, build, out, cfg, on_progress)
+
+
+def learn_units(pipeline: PipelineConfig, reader: LineReader) -> PipelineConfig:
+    """The pipeline with its subword units learnt from a first pass over the sources (subword level only)."""
+    if pipeline.tokenize.level != "subword" or pipeline.tokenize.subword_model:
+        return pipeline
+    if STDIN in reader.sources:
+        raise TextseqError("--level subword reads its input twice (to learn the units, then to cut the text): "
+                           "give files, not stdin")
+    first_pass = LineReader(reader.sources, reader.encoding, max_line_mb=reader.max_line_bytes / (1 << 20),
+                            errors=reader.errors)
+    return with_subword_model(pipeline, first_pass.blocks())
 
 
 def preprocess_texts(texts: Iterable[str], out_dir: str | Path, cfg: PreprocessConfig | None = None,
@@ -128,7 +142,7 @@ def _run(reader: LineReader, build: Path, out: Path, cfg: PreprocessConfig,
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=build, prefix=".spill-") as tmp:
         spill = _count(reader, cfg, Path(tmp) / "tokens.u32", on_progress)
-        vocab = Vocab.build(spill.token_counts(), cfg.vocab)
+        vocab = Vocab.build(spill.token_counts(), cfg.vocab, always=model_pieces(cfg.pipeline.to_dict()))
         dtype = spill.write_ids(build / IDS_FILE, vocab)
         vocab.save(build / VOCAB_FILE)
         outputs = {"ids": IDS_FILE, "vocab": VOCAB_FILE, "pipeline": PIPELINE_FILE}

@@ -20,8 +20,10 @@ from pathlib import Path
 from textseq.errors import TextseqError, check_choice
 from textseq.io import check_input_file
 from textseq.settings import Settings
+from textseq.text.subword import DEFAULT_VOCAB as DEFAULT_SUBWORD_VOCAB
+from textseq.text.subword import subword_block_tokenizer, subword_tokenizer
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "subword")
 LANGS = ("auto", "zh", "en")
 JIEBA_MODES = ("accurate", "full", "search")
 BACKENDS = ("jieba", "rjieba")
@@ -54,7 +56,7 @@ DEFAULT_LEVEL = "char"  # the token level every command (preprocess, train) uses
 
 @dataclass
 class TokenizeConfig(Settings):
-    level: str = "word"  # "char": Unicode code points, spaces included; "word": see the module docstring
+    level: str = "word"  # "char": code points, spaces included; "word": see the module docstring; "subword": BPE
     lang: str = "auto"  # "auto": lines with Han characters are Chinese (mixed), others English
     jieba_mode: str = "accurate"  # accurate | full | search
     hmm: bool = True  # jieba's HMM for words missing from its dictionary
@@ -66,9 +68,14 @@ class TokenizeConfig(Settings):
     # Text already tokenized (WikiText, Penn Treebank): split on whitespace only, every token kept as written
     # (literal <unk>, "@-@"), no cleaning or case change (PipelineConfig.for_level turns those off).
     pretokenized: bool = False
+    # Subword level: the BPE model learnt from the corpus (tokenizers JSON; empty until learnt) and its size.
+    subword_model: str = ""
+    subword_vocab: int = DEFAULT_SUBWORD_VOCAB
 
     def validate(self) -> None:
         super().validate()
+        if self.subword_vocab < 2:
+            raise TextseqError(f"--vocab-size must be at least 2, got {self.subword_vocab}")
         if self.pretokenized and self.level != "word":
             raise TextseqError("--pretokenized reads whitespace-separated tokens: it needs --level word")
         for name, value, allowed in (("level", self.level, LEVELS), ("lang", self.lang, LANGS),
@@ -159,6 +166,8 @@ def build_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
     cfg.validate()
     if cfg.level == "char":
         return list
+    if cfg.level == "subword":
+        return subword_tokenizer(cfg.subword_model)
     if cfg.pretokenized:
         return str.split
     english = english_tokenizer(cfg.en_tokenizer)
@@ -197,6 +206,8 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
     cfg.validate()
     if cfg.level == "char":
         return list
+    if cfg.level == "subword":
+        return subword_block_tokenizer(cfg.subword_model)
     if cfg.pretokenized:
         return NOT_SPACE_OR_END.findall
     if cfg.en_tokenizer != "regexp":
