@@ -58,12 +58,13 @@ def main() -> None:
                 r = train_and_score(train, test, level, args.budget, Path(tmp) / f"{corpus}-{level}", args.threads)
                 bpc = {k: bits_per_char(r[k], r["metric"], r["test_tokens"], chars) for k in ("kn", "lm", "mix")}
                 results.append({"corpus": corpus, "chars": chars, **r, "bpc": bpc})
-                rows.append(f"| {corpus} | {level} | {r['test_tokens']:,} | {chars / r['test_tokens']:.2f} | "
+                rows.append(f"| {corpus} | {level} | {r['test_tokens']:,} | {r['oov_rate']:.1%} | "
+                            f"{chars / r['test_tokens']:.2f} | "
                             f"{bpc['kn']:.3f} | **{bpc['lm']:.3f}** | {bpc['mix']:.3f} | {r['lm'] / r['kn']:.3f} | "
                             f"{r['best_step']} / {r['steps']} |")
                 print(rows[-1], flush=True)
-    head = ("| corpus | level | held-out tokens | chars / token | KN bpc | LM bpc | LM+KN bpc | LM / KN (own metric) "
-            "| best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| corpus | level | held-out tokens | <unk> | chars / token | KN bpc | LM bpc | LM+KN bpc | LM / KN (own metric) "
+            "| best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     report = (f"## bench_levels ({os.cpu_count()} CPUs, {args.budget:g} s per model, `textseq train FILE --level L "
               f"--max-time {args.budget:g}` with no other flag)\n\n" + head + "\n" + "\n".join(rows) + "\n")
     print(report)

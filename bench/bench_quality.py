@@ -102,7 +102,8 @@ def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir:
     lm, kn, mix, cache, combined = rows["lm"], rows["kn"], rows.get("mix"), rows.get("cache"), rows.get("all")
     stored = read_lm(run_dir / "best.pt")
     header = [line for line in done.stderr.splitlines() if line.startswith(("model:", "training:", "regular"))]
-    return {"level": level, "metric": report.metric, "test_tokens": report.tokens, "lm": lm.metric,
+    return {"level": level, "metric": report.metric, "test_tokens": report.tokens, "oov_rate": report.oov_rate,
+            "lm": lm.metric,
             "kn": kn.metric, "kn_order": stored["ngram"]["order"], "mix": mix.metric if mix else None,
             "cache": cache.metric if cache else None, "all": combined.metric if combined else None,
             "weight": report.mix_weight, "best_step": stored["progress"]["step"],
