@@ -63,8 +63,8 @@ def main() -> None:
                             f"{bpc['kn']:.3f} | **{bpc['lm']:.3f}** | {bpc['mix']:.3f} | {r['lm'] / r['kn']:.3f} | "
                             f"{r['best_step']} / {r['steps']} |")
                 print(rows[-1], flush=True)
-    head = ("| corpus | level | held-out tokens | <unk> | chars / token | KN bpc | LM bpc | LM+KN bpc | LM / KN (own metric) "
-            "| best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| corpus | level | held-out tokens | <unk> | chars / token | KN bpc | LM bpc | LM+KN bpc "
+            "| LM / KN (own metric) | best / all updates |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     report = (f"## bench_levels ({os.cpu_count()} CPUs, {args.budget:g} s per model, `textseq train FILE --level L "
               f"--max-time {args.budget:g}` with no other flag)\n\n" + head + "\n" + "\n".join(rows) + "\n")
     print(report)

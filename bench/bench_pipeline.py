@@ -1,6 +1,7 @@
 """Text pipeline throughput against bare tokenizers, scaling with workers, and peak memory.
 
     python bench/bench_pipeline.py [--repeat 3] [--copies 3] [--scale-mb 40] [--rss-mb 100,1000] [--skip-rss]
+                                   [--tables throughput,workers,rss]
 
 1. The same lines, side by side (best of --repeat interleaved runs): a bare tokenizer call per line
    (jieba.lcut, rjieba.cut, the English regexp, NLTKWordTokenizer, list() for characters), the full
@@ -184,7 +185,7 @@ def rss_table(sizes_mb: list[float]) -> list[list[str]]:
             path = repeated_corpus(tmp / "big.txt", mb, big_sources())
             size = path.stat().st_size / 1e6
             for workers in ("1", "2"):
-                args = ["--backend", "rjieba", "--workers", workers]
+                args = ["--level", "word", "--backend", "rjieba", "--workers", workers]
                 cmd = [textseq, "preprocess", str(path), "-o", str(tmp / "out"), *args, "-q", "--force"]
                 seconds, peak_tree, peak_main = peak_rss(cmd)
                 stats = json.loads((tmp / "out" / "stats.json").read_text())
@@ -211,20 +212,25 @@ def main() -> None:
     parser.add_argument("--scale-mb", type=float, default=40.0, help="input size for the workers table")
     parser.add_argument("--rss-mb", default="100,1000", help="input sizes for the peak-memory table")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--tables", default="throughput,workers,rss", help="which tables to measure")
     args = parser.parse_args()
     machine = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
     notes = ("bare: the tokenizer alone, line by line; pipeline: `Pipeline.process_line` (cleaning, lowercasing "
              "for words, tokenizing); preprocess(): the whole single-process job on a file (read, pipeline, count, "
              "spill, vocabulary, ids.npy, vocab.json, pipeline.json). Overhead = time / bare time - 1. Best of "
              f"{args.repeat} interleaved runs; the machine is shared with other jobs, so compare within a row.\n")
-    parts = [f"## bench_pipeline ({machine})\n", notes, markdown("Throughput on the same lines",
-                                                       overhead_table(args.repeat, args.copies)),
-             markdown("Workers", workers_table(args.scale_mb))]
-    if not args.skip_rss:
+    tables = args.tables.split(",")
+    parts = [f"## bench_pipeline ({machine})\n", notes]
+    if "throughput" in tables:
+        parts.append(markdown("Throughput on the same lines", overhead_table(args.repeat, args.copies)))
+    if "workers" in tables:
+        parts.append(markdown("Workers", workers_table(args.scale_mb)))
+    if "rss" in tables and not args.skip_rss:
         parts.append(markdown("Peak memory", rss_table([float(x) for x in args.rss_mb.split(",")])))
     report = "\n".join(parts)
     print(report)
-    atomic_write_text(ROOT / "bench" / "results" / "bench_pipeline.md", report)
+    name = "bench_pipeline.md" if len(tables) == 3 else f"bench_pipeline_{'_'.join(tables)}.md"
+    atomic_write_text(ROOT / "bench" / "results" / name, report)
 
 
 if __name__ == "__main__":

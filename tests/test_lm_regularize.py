@@ -180,7 +180,8 @@ def test_shared_masks_reuse_the_awd_masks_across_calls():
     assert not torch.equal(lm(ids)[0], lm(ids)[0])
     with lm.shared_masks():
         assert torch.equal(lm(ids)[0], lm(ids)[0])
-        assert torch.equal(lm(ids[:, :1])[0], lm(ids)[0][:, :1])  # the same masks on a shorter input
+        short, full = lm(ids[:, :1])[0], lm(ids)[0][:, :1]  # the same masks on a shorter input: the same zeros,
+        assert torch.equal(short == 0, full == 0) and torch.allclose(short, full, atol=1e-6)  # kernels may round
     assert lm._masks is None
 
 

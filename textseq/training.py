@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from textseq.errors import TrainingDiverged, check_choice
+from textseq.errors import TextseqError, TrainingDiverged, check_choice
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "plateau")
@@ -34,10 +34,14 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` where the device computes it natively (about twice the tokens/s of float32 for the
-    LSTMs here, bench/bench_lm.py), else ``fp32``; ``fp32`` and ``bf16`` as given."""
+    LSTMs here, bench/bench_lm.py), else ``fp32``; ``fp32`` as given; ``bf16`` only where the device has it
+    (elsewhere it is emulated, slower than float32, and oneDNN has no bfloat16 LSTM for such a CPU at all)."""
     check_choice("precision", precision, PRECISIONS)
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and not native_bf16(device):
+        raise TextseqError(f"--precision bf16 needs a device that computes bfloat16 natively (a CPU with AMX or "
+                           f"AVX512-BF16, a recent GPU); this {device.type} has none: use --precision fp32 or auto")
     return precision
 
 
