@@ -7,7 +7,8 @@ stay accepted as hidden aliases for one release (:func:`alias`, :func:`either`).
 Vocabulary: ``-o/--output``, ``--force``, ``-q/--quiet``, ``--seed``, ``--device``, ``--threads`` (0: auto),
 ``--level char|word|subword`` (``--vocab-size``), ``--cell``, ``--hidden``, ``--layers``, ``--emb``, ``--dropout``,
 ``--mode teacher-forcing|free-running|...``, ``--batch-size``, ``--epochs``, ``--lr``, ``--optimizer``,
-``--weight-decay``, ``--momentum``, ``--clip``, ``--patience``, ``--max-vocab``, ``--min-count``, a positional CHECKPOINT.
+``--weight-decay``, ``--momentum``, ``--clip``, ``--patience``, ``--max-vocab``, ``--min-count``,
+a positional CHECKPOINT.
 """
 
 from __future__ import annotations
