@@ -88,18 +88,15 @@ class Vocab:
     def build(cls, counts: TokenCounts, config: VocabConfig | None = None, always: Iterable[str] = ()) -> Vocab:
         """``always``: tokens kept whatever their count (a subword model's pieces, seen in the text or not)."""
         cfg = config or VocabConfig()
-        extra = [t for t in dict.fromkeys(always) if t not in counts.term and t not in cfg.specials]
-        if extra:
-            counts = TokenCounts(counts.term + Counter(), counts.doc, counts.n_docs)  # a copy, then zeros added
-            counts.term.update(dict.fromkeys(extra, 0))
+        term = counts.term
+        extra = [t for t in dict.fromkeys(always) if t not in term and t not in cfg.specials]  # count 0
         lo_df = _df_limit(cfg.min_df, counts.n_docs) if cfg.min_df is not None else None
         hi_df = _df_limit(cfg.max_df, counts.n_docs) if cfg.max_df is not None else None
-        term = counts.term
-        tokens_all = list(term)
-        n = np.fromiter(term.values(), dtype=np.int64, count=len(tokens_all))
+        tokens_all = list(term) + extra
+        n = np.zeros(len(tokens_all), dtype=np.int64)
+        n[:len(term)] = np.fromiter(term.values(), dtype=np.int64, count=len(term))
         keep = n >= cfg.min_count
-        if extra:
-            keep |= np.fromiter(map(set(extra).__contains__, tokens_all), bool, len(tokens_all))
+        keep[len(term):] = True
         if cfg.max_count is not None:
             keep &= n <= cfg.max_count
         if lo_df is not None or hi_df is not None:

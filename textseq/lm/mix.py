@@ -26,6 +26,7 @@ import torch
 
 from textseq.errors import TextseqError
 from textseq.features.ngram_lm import KneserNeyLM
+from textseq.lm.report import metric_name, metric_value
 from textseq.vocab import EOS, Vocab
 
 NGRAM_ORDERS = {"char": (3, 4, 5, 6, 7), "word": (2, 3, 4), "subword": (2, 3, 4, 5)}
@@ -134,8 +135,6 @@ def fit_ngram(train_ids: np.ndarray, valid_ids: np.ndarray, vocab: Vocab,
 
 
 def describe_mix(mix: NgramMix, level: str, chars_per_token: float = 1.0) -> str:
-    from textseq.lm.report import metric_name, metric_value
-
     def unit(nll: float) -> str:
         return f"{metric_value(nll, level, chars_per_token):.3f} {metric_name(level)}"
 

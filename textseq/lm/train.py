@@ -372,12 +372,11 @@ class Trainer:
                             pretokenized=cfg.pretokenized and not resume, vocab_size=cfg.vocab_size or None)
         self.data = data
         self.level = data.pipeline.get("tokenize", {}).get("level", cfg.level)
-        self.chars_per_token = chars_per_token(data.vocab, split_stream(data.ids, cfg.valid_ratio).valid,
-                                               self.level)
         if cfg.auto:
             cfg = self.cfg = self._choose_settings(cfg)
         self.k1, self.k2 = cfg.tbptt
         split = split_stream(data.ids, cfg.valid_ratio)
+        self.chars_per_token = chars_per_token(data.vocab, split.valid, self.level)
         full = batchify(split.train, cfg.batch_size)
         self.train_data = shard_streams(full, self.info.rank, self.info.world_size).to(self.info.device)
         self.n_cols = self.train_data.size(1)

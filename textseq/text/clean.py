@@ -67,6 +67,11 @@ def _opencc_t2s() -> Callable[[str], str]:
     return opencc.OpenCC("t2s").convert
 
 
+def _nfkc(text: str) -> str:
+    """NFKC is by definition NFC(NFKD(x)); CPython computes it this way ~10x faster on CJK."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFKD", text))
+
+
 def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
     """One ``str -> str`` function running the enabled steps in a fixed order.
 
@@ -78,15 +83,14 @@ def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
     digits, collapse = cfg.remove_digits, cfg.collapse_whitespace
     t2s = _opencc_t2s() if cfg.t2s else None
     punct = _punct_regex() if cfg.remove_punct else None
-    normalize, is_normalized = unicodedata.normalize, unicodedata.is_normalized
+    is_normalized = unicodedata.is_normalized
 
     def normalize_chars(line: str) -> str:
         if control and not line.isprintable():  # first, so no later regex sees a NUL or a BOM
             line = CONTROL.sub("", line)
         if not line.isascii():
             if nfkc and not is_normalized("NFKC", line):
-                # NFKC is by definition NFC(NFKD(x)); CPython computes it this way ~10x faster on CJK.
-                line = normalize("NFC", normalize("NFKD", line))
+                line = _nfkc(line)
             if t2s:
                 line = t2s(line)
         return line
@@ -126,7 +130,7 @@ def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
     control, nfkc = cfg.strip_control, cfg.nfkc
     digits, collapse = cfg.remove_digits, cfg.collapse_whitespace
     punct = _punct_regex() if cfg.remove_punct else None
-    normalize, is_normalized = unicodedata.normalize, unicodedata.is_normalized
+    is_normalized = unicodedata.is_normalized
     if cfg.t2s:
         return lambda lines: None
 
@@ -139,7 +143,7 @@ def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
         if control and odd_chars:
             text = CONTROL.sub("", text)
         if nfkc and not text.isascii() and not is_normalized("NFKC", text):
-            text = normalize("NFC", normalize("NFKD", text))
+            text = _nfkc(text)
             odd_chars = CONTROL_OR_OTHER_SPACE.search(text) is not None  # NFKC makes spaces of some (U+3000)
         if any(trigger in text for trigger in triggers):
             text = _clean_some_lines(text, lines, clean, triggers)

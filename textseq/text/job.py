@@ -70,13 +70,16 @@ def _char_ids(text: str) -> tuple[list[str], np.ndarray]:
     return [chr(point) for point in points_used.tolist()], lookup[points]
 
 
-def _token_ids(tokens: list[str]) -> tuple[list[str], np.ndarray]:
-    """Ids by first appearance, mapped in C (dict.fromkeys, map) rather than token by token in Python."""
+def _token_ids(tokens: list[str], line_ends: bool = True) -> tuple[list[str], np.ndarray]:
+    """Ids by first appearance, mapped in C (dict.fromkeys, map) rather than token by token in Python;
+    ``line_ends``: the LINE_END tokens of a block become LINE_END_ID."""
     first = dict.fromkeys(tokens)
-    first.pop(LINE_END, None)
+    if line_ends:
+        first.pop(LINE_END, None)
     types = list(first)
     index = dict(zip(types, range(1, len(types) + 1), strict=True))
-    index[LINE_END] = LINE_END_ID
+    if line_ends:
+        index[LINE_END] = LINE_END_ID
     return types, np.fromiter(map(index.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
 
 
@@ -87,9 +90,7 @@ def _line_ids(token_lists: Iterable[list[str]]) -> tuple[list[str], np.ndarray]:
     for tokens in token_lists:
         flat += tokens
         lengths.append(len(tokens))
-    types = list(dict.fromkeys(flat))
-    index = dict(zip(types, range(1, len(types) + 1), strict=True))
-    token_ids = np.fromiter(map(index.__getitem__, flat), dtype=np.uint32, count=len(flat))
+    types, token_ids = _token_ids(flat, line_ends=False)
     return types, np.insert(token_ids, np.cumsum(lengths, dtype=np.int64), LINE_END_ID)
 
 

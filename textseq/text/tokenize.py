@@ -187,15 +187,21 @@ def build_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]]:
         parts = split_runs(line)
         if len(parts) == 1:  # no foreign words: the common case, inlined
             return segment(line) if " " not in line and line.isprintable() else chinese(line)
-        tokens: list[str] = []
-        for i, part in enumerate(parts):  # even parts Chinese, odd parts foreign runs
-            if i % 2:
-                tokens += english(part)
-            elif part:
-                tokens += chinese(part)
-        return tokens
+        return _tokens_of_runs(parts, english, chinese)
 
     return tokenize
+
+
+def _tokens_of_runs(parts: list[str], english: Callable[[str], list[str]],
+                    chinese: Callable[[str], list[str]]) -> list[str]:
+    """The tokens of text split by a foreign-run regex: even parts Chinese, odd parts foreign runs."""
+    tokens: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            tokens += english(part)
+        elif part:
+            tokens += chinese(part)
+    return tokens
 
 
 def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | None:
@@ -217,15 +223,12 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
         return english
     segment, split_runs = chinese_segmenter(cfg), FOREIGN_RUN_IN_LINE.split
 
+    def chinese(part: str) -> list[str]:
+        return _segment_spaced(segment, part) if " " in part or OTHER_SPACE.search(part) else segment(part)
+
     def chinese_lines(text: str) -> list[str]:
         """Lines that all hold Han characters, or any lines with lang zh."""
-        tokens: list[str] = []
-        for i, part in enumerate(split_runs(text)):  # even parts Chinese, odd parts foreign runs
-            if i % 2:
-                tokens += WORD_OR_PUNCT.findall(part)
-            elif part:
-                tokens += _segment_spaced(segment, part) if " " in part or OTHER_SPACE.search(part) else segment(part)
-        return tokens
+        return _tokens_of_runs(split_runs(text), WORD_OR_PUNCT.findall, chinese)
 
     if cfg.lang == "zh":
         return chinese_lines
