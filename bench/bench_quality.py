@@ -18,7 +18,8 @@ were chosen on the first megabyte of songci.txt and shakespeare.txt) and token l
 - ``textseq train TRAIN --level L --max-time BUDGET`` runs with no other flag, as a user would type it;
 - ``evaluate_checkpoint`` scores the held-out text: the LM teacher-forced, the Kneser-Ney model fitted on
   the same training split with the same vocabulary, its order chosen on the validation split (at training
-  time), and the two mixed with the weight fitted on the validation split.
+  time), and the two mixed with the weight fitted on the validation split; then the LM with the continuous
+  cache and with dynamic evaluation (its learning rate fitted on the validation split), each also mixed with KN.
 
 Goals (issue 9): LM <= 0.9 x KN (bits/char at char level, perplexity at word level), mix <= 0.85 x KN.
 ``--long`` repeats one Chinese and one English corpus with a longer budget; ``--ablation`` retrains one
@@ -97,7 +98,7 @@ def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir:
 
     report = evaluate_checkpoint(run_dir / "best.pt", test, horizon=0)
     kinds = {"RNN teacher-forced": "lm", "Kneser-Ney": "kn", "RNN + KN (": "mix", "RNN + cache": "cache",
-             "RNN + KN + cache": "all"}
+             "RNN + KN + cache": "all", "RNN + dynamic (": "dyn", "RNN + dynamic + KN": "dynkn"}
     rows = {kind: row for row in report.rows for prefix, kind in kinds.items() if row.name.startswith(prefix)}
     lm, kn, mix, cache, combined = rows["lm"], rows["kn"], rows.get("mix"), rows.get("cache"), rows.get("all")
     stored = read_lm(run_dir / "best.pt")
@@ -106,6 +107,8 @@ def train_and_score(train: Path, test: Path, level: str, budget: float, run_dir:
             "lm": lm.metric,
             "kn": kn.metric, "kn_order": stored["ngram"]["order"], "mix": mix.metric if mix else None,
             "cache": cache.metric if cache else None, "all": combined.metric if combined else None,
+            "dyn": rows["dyn"].metric if "dyn" in rows else None,
+            "dynkn": rows["dynkn"].metric if "dynkn" in rows else None,
             "weight": report.mix_weight, "best_step": stored["progress"]["step"],
             "steps": read_lm(run_dir / "last.pt")["progress"]["step"], "seconds": seconds,
             "train_tokens": stored["progress"]["data_tokens"], "header": header}
@@ -115,14 +118,16 @@ def fmt_row(name: str, r: dict) -> str:
     number = (lambda v: f"{v:.3f}") if r["metric"] == "bpc" else (lambda v: f"{v:.1f}")
     mix = f"{number(r['mix'])} | **{r['mix'] / r['kn']:.3f}**" if r["mix"] is not None else "- | -"
     cache = f"{number(r['cache'])} | {r['cache'] / r['kn']:.3f}" if r["cache"] is not None else "- | -"
-    combined = f"{number(r['all'])} | {r['all'] / r['kn']:.3f}" if r.get("all") is not None else "- | -"
+    combined, dyn, dynkn = (f"{number(r[k])} | {r[k] / r['kn']:.3f}" if r.get(k) is not None else "- | -"
+                            for k in ("all", "dyn", "dynkn"))
     return (f"| {name} | {r['level']} ({r['metric']}) | {r['train_tokens']:,} | {number(r['kn'])} ({r['kn_order']}) | "
-            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {cache} | {combined} | "
+            f"{number(r['lm'])} | **{r['lm'] / r['kn']:.3f}** | {mix} | {cache} | {combined} | {dyn} | {dynkn} | "
             f"{r['best_step']} / {r['steps']} |")
 
 
 HEAD = ("| corpus | level | tokens | KN (order) | LM | LM / KN | LM+KN | mix / KN | LM+cache | cache / KN "
-        "| LM+KN+cache | all / KN | best / all updates |\n|---|---|" + "---:|" * 11)
+        "| LM+KN+cache | all / KN | LM dynamic | dyn / KN | LM dynamic+KN | dyn+KN / KN | best / all updates |"
+        "\n|---|---|" + "---:|" * 15)
 
 
 def run_job(job: tuple, threads: int, tmp: Path) -> dict:

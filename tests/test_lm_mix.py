@@ -238,14 +238,15 @@ def test_evaluate_reports_the_fitted_cache(trained, texts):
     mix = read_lm(trained / "best.pt")["ngram"]
     assert both["valid_nll_lm"] == pytest.approx(mix["valid_nll_mix"]) and both["valid_nll_cache"] <= \
         mix["valid_nll_mix"] + 1e-12
-    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0)
+    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, dynamic=None)
     names = [row.name for row in report.rows]
     assert names[-2].startswith(f"RNN + cache ({stored['size']}") and names[-1].startswith("RNN + KN + cache (")
     if stored["weight"] == 0:
         assert report.rows[-2].nll == pytest.approx(report.rows[0].nll)
     if both["weight"] == 0:
         assert report.rows[-1].nll == pytest.approx(report.rows[2].nll)  # the LM+KN row
-    smaller = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=None, cache=5)
+    smaller = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=None, cache=5,
+                                  dynamic=None)
     assert smaller.rows[-1].name.startswith("RNN + cache (5,")  # no KN mix: no three-way row
 
 

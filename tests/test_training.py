@@ -226,7 +226,7 @@ def test_evaluate_compares_with_the_ngram_baseline_on_the_same_tokens(lunyu, tmp
     heldout = tmp_path / "heldout.txt"
     heldout.write_text("".join(open(CORPORA / "zh" / "lunyu.txt", encoding="utf-8").readlines()[100:110]),
                        encoding="utf-8")
-    report = evaluate_checkpoint(result.best_checkpoint, heldout, horizon=4, order=3, cache=None)
+    report = evaluate_checkpoint(result.best_checkpoint, heldout, horizon=4, order=3, cache=None, dynamic=None)
     names = [row.name for row in report.rows]
     assert names == ["RNN teacher-forced", "RNN free-running (4-step)", "Kneser-Ney 3-gram"]
     assert report.level == "char" and len(report.horizon_nll) == 4

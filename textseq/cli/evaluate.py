@@ -28,6 +28,9 @@ def evaluate(
                                rich_help_panel=EVALUATION),
     cache: str = typer.Option("auto", "--cache", help="Continuous cache: auto (the size and parameters fitted when "
                               "training), off, or a number of previous positions.", rich_help_panel=EVALUATION),
+    dynamic: str = typer.Option("auto", "--dynamic", help="Dynamic evaluation (the model keeps learning from the "
+                                "text it has scored): auto (the learning rate fitted when training), off, or an "
+                                "SGD learning rate.", rich_help_panel=EVALUATION),
     samples: int = typer.Option(20, "--samples", help="Continue this many held-out prompts, sampled and greedy, and "
                                 "measure the text: repetition, distinct-1/2/3, 3-gram overlap (0: skip).",
                                 rich_help_panel=EVALUATION),
@@ -52,7 +55,8 @@ def evaluate(
     report = evaluate_checkpoint(checkpoint, text, horizon=horizon, stride=None if stride == 0 else stride,
                                  baseline=baseline,
                                  order=order or None, train_text=train_text, batch_size=batch_size, device=device,
-                                 mix_kn=mix_kn, cache=cache, samples=samples, sample_tokens=sample_tokens, seed=seed)
+                                 mix_kn=mix_kn, cache=cache, dynamic=dynamic, samples=samples,
+                                 sample_tokens=sample_tokens, seed=seed)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
         return

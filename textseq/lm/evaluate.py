@@ -9,6 +9,10 @@ Free-running k-step evaluation makes exposure bias visible: from a position t (h
 computed on the true prefix) the model reads the true token, then runs k-1 more steps on its own
 argmax predictions, while each step is scored on the TRUE next token. Horizon 1 is teacher forcing;
 the reported number is the mean over horizons 1..k. Rollouts start every ``stride`` positions.
+
+The LM is also scored with the continuous cache (:mod:`textseq.lm.cache`) and with dynamic evaluation
+(:mod:`textseq.lm.dynamic`), each alone and mixed with the Kneser-Ney partner, with the settings fitted on the
+validation split when training.
 """
 
 from __future__ import annotations
@@ -182,11 +186,14 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
                         stride: int | None = None, baseline: bool = True, order: int | None = None,
                         train_text: str | None = None, batch_size: int = 16, device: str = "cpu",
                         mix_kn: str | float | None = "auto", cache: str | int | None = "auto",
-                        samples: int = 0, sample_tokens: int = 100, seed: int = 0) -> LMEvalReport:
+                        dynamic: str | float | None = "auto", samples: int = 0, sample_tokens: int = 100,
+                        seed: int = 0) -> LMEvalReport:
     """Teacher-forced and free-running scores of a checkpoint on ``text``, the Kneser-Ney baseline, and the
     two mixed (``mix_kn``: "auto" = the weight fitted on validation at training time, a number = the LM's
     weight, None = no mix). ``cache``: "auto" (the continuous cache with the size and parameters fitted when
-    training), a cache size (those parameters), or None. ``horizon`` 0 skips the free-running rollouts.
+    training), a cache size (those parameters), or None. ``dynamic``: dynamic evaluation
+    (:mod:`textseq.lm.dynamic`) with "auto" (the learning rate fitted when training), a learning rate, or None.
+    ``horizon`` 0 skips the free-running rollouts.
     ``samples`` > 0 continues that many held-out prompts by ``sample_tokens`` tokens, sampled and greedy, and
     measures the text (:mod:`textseq.lm.textstats`) next to the held-out text that really follows."""
     from textseq.distributed import pick_device
@@ -214,7 +221,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
         inputs, targets = stream_rows(stream, free_rows)
         horizons = free_running_nll(ckpt.model, inputs, targets, horizon, stride)
         rows.append(_row(f"RNN free-running ({horizon}-step)", float(np.mean(horizons)), level, per_char))
-    weight, mix_logp = None, None
+    weight, mix_logp, kn_logp, strength = None, None, None, None
     if baseline or mix_kn is not None:
         token_docs = [vocab.decode(doc) for doc in id_docs]  # the n-gram model reads tokens
         ngram, stored = _ngram_model(ckpt, Path(checkpoint), order, train_text)
@@ -230,6 +237,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, text: str | os.PathLike, 
             mix_logp = mixed_logp(lm_logp, kn_logp, weights)
             rows.append(_row(f"RNN + KN ({label})", float(-mix_logp.mean()), level, per_char))
     rows += _cache_rows(ckpt, stream, lm_logp, mix_logp, batch_size, cache, per_char)
+    mix_choice = parse_mix(mix_kn) if weight is not None else None  # "auto", a weight, or None: no mix
+    rows += _dynamic_rows(ckpt, stream, dynamic, kn_logp, strength, mix_choice, per_char)
     if baseline or mix_kn is not None:
         for row in rows:
             row.vs_kn = row.metric / kn_row.metric
@@ -294,6 +303,35 @@ def _cache_rows(ckpt, stream: np.ndarray, lm_logp: np.ndarray, mix_logp: np.ndar
         probs = cache_probs(states, targets, fit_size, fitted["theta"], IGNORE).reshape(-1).cpu().numpy()[keep]
         rows.append(_row(f"{name} ({fit_size}, weight {fitted['weight']:.2f})",
                          mixed_nll(base_logp, probs, fitted["weight"]), ckpt.level, per_char))
+    return rows
+
+
+def _dynamic_rows(ckpt, stream: np.ndarray, dynamic: str | float | None, kn_logp: np.ndarray | None,
+                  strength: np.ndarray | None, mix_kn: str | float | None, per_char: float) -> list[LMEvalRow]:
+    """"RNN + dynamic" and, with the KN mix on, "RNN + dynamic + KN" (its own weights fitted when training,
+    or the weight ``mix_kn`` asked for)."""
+    from textseq.lm.dynamic import ROWS, dynamic_logprobs, parse_dynamic
+
+    dynamic = parse_dynamic(dynamic)
+    stored = ckpt.data.get("dynamic")
+    if dynamic is None or (dynamic == "auto" and not (stored and stored["lr"] > 0)):
+        return []  # auto: off when the checkpoint has no fitted rate or adapting did not help on validation
+    lr = stored["lr"] if dynamic == "auto" else dynamic
+    rows_read = stored["rows"] if stored else ROWS
+    logp = dynamic_logprobs(ckpt.model, stream, lr, ckpt.train_config.get("bptt", 35), rows_read)
+    rows = [_row(f"RNN + dynamic (SGD lr {lr:g})", float(-logp.mean()), ckpt.level, per_char)]
+    if kn_logp is None or mix_kn is None:
+        return rows
+    if mix_kn == "auto" and stored and stored.get("kn_weight") is not None:
+        weights = event_weights({"weight": stored["kn_weight"], "weights": stored.get("kn_weights")}, strength)
+        label = f"LM weight by KN context, mean {np.mean(weights):.2f}"
+    elif mix_kn == "auto":
+        return rows
+    else:
+        weights = float(mix_kn)
+        label = f"weights {weights:.2f} / {1 - weights:.2f}"
+    rows.append(_row(f"RNN + dynamic + KN ({label})", float(-mixed_logp(logp, kn_logp, weights).mean()),
+                     ckpt.level, per_char))
     return rows
 
 

@@ -738,11 +738,13 @@ class Trainer:
     def _fit_ngram_mix(self) -> None:
         """Fit the KN partner of best.pt on the training split, its order and the mixing weight on the
         validation split; store the model beside best.pt and the mix settings in it. The continuous cache's
-        parameters (textseq.lm.cache) are fitted on the validation split too."""
+        parameters (textseq.lm.cache) and the dynamic evaluation's learning rate (textseq.lm.dynamic) are fitted
+        on the validation split too."""
         from textseq.checkpoint import save_checkpoint
         from textseq.lm.cache import DEFAULT_SIZE as CACHE_SIZE
         from textseq.lm.cache import fit_cache
         from textseq.lm.checkpoint import KIND, build_lm
+        from textseq.lm.dynamic import describe_dynamic, fit_dynamic
         from textseq.lm.evaluate import token_logprobs
         from textseq.lm.mix import (
             NGRAM_ORDERS,
@@ -771,17 +773,24 @@ class Trainer:
         # the cache once more, on top of the LM+KN mix (its own weight: the mix already covers part of what it adds)
         mix_logp = mixed_logp(lm_logp, kn_logp, np.asarray(weights)[strength])
         cache_with_kn = fit_cache(best_lm, *rows, mix_logp, CACHE_SIZE[self.level], self.cfg.bptt)
+        dynamic, dynamic_logp = fit_dynamic(best_lm, stream, lm_logp, self.cfg.bptt)
+        if dynamic.lr > 0:
+            dynamic.kn_weight, _ = fit_weight(dynamic_logp, kn_logp)
+            dynamic.kn_weights, dynamic.valid_nll_dynamic_kn = fit_bucket_weights(
+                dynamic_logp, kn_logp, strength, kn.strength_levels, dynamic.kn_weight)
         kn.save(self.paths.ngram)
         mix = NgramMix(self.paths.ngram.name, kn.order, weight, float(-lm_logp.mean()), float(-kn_logp.mean()),
                        mix_nll, weights)
         save_checkpoint(self.paths.best, KIND, {**best, "ngram": mix.to_dict(), "cache": cache.to_dict(),
-                                                "cache_with_kn": cache_with_kn.to_dict()})
+                                                "cache_with_kn": cache_with_kn.to_dict(),
+                                                "dynamic": dynamic.to_dict()})
         self.reporter.log(describe_mix(mix, self.level, self.chars_per_token))
         for name, fitted in (("cache", cache), ("LM+KN+cache", cache_with_kn)):
             before, after = (describe(nll, self.level, self.chars_per_token)
                              for nll in (fitted.valid_nll_lm, fitted.valid_nll_cache))
             self.reporter.log(f"{name} of {fitted.size}: weight {fitted.weight:.2f}, theta {fitted.theta:g} "
                               f"(validation: {before} -> {after})")
+        self.reporter.log(describe_dynamic(dynamic, self.level, self.chars_per_token))
 
     def _warn_if_epochs_cut_short(self, reason: str, elapsed: float) -> None:
         cfg = self.cfg
