@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from textseq.errors import TextseqError
@@ -141,3 +141,20 @@ def load_toml(path: str | os.PathLike, sections: Iterable[str]) -> dict[str, dic
         if not isinstance(data.get(name, {}), dict):
             raise TextseqError(f"config file {path}: {name} must be a table ([{name}])")
     return {name: dict(data.get(name, {})) for name in sections}
+
+
+def parse_auto_off(value: str | float | None, flag: str, convert: Callable[[Any], Any], valid: Callable[[Any], bool],
+                   expects: str, invalid: str | None = None) -> Any:
+    """An option that takes "auto", "off" (or None) or a value: -> "auto", None, or ``convert(value)`` when
+    ``valid`` accepts it. The errors say "FLAG takes auto, off or EXPECTS" (``invalid`` for a refused value)."""
+    if value is None or value == "off":
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        converted = convert(value)
+    except (TypeError, ValueError):
+        raise TextseqError(f"{flag} takes auto, off or {expects}, got {value!r}") from None
+    if not valid(converted):
+        raise TextseqError(f"{flag} takes auto, off or {invalid or expects}, got {value!r}")
+    return converted

@@ -22,6 +22,7 @@ from torch import Tensor
 from textseq.errors import TextseqError
 from textseq.lm.mix import mixed_nll as interpolated_nll
 from textseq.lm.model import plain_cpu_rnn_kernels
+from textseq.settings import parse_auto_off
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 LAMBDAS = np.linspace(0.0, 0.5, 51)
@@ -98,17 +99,8 @@ def fit_cache(lm, inputs: Tensor, targets: Tensor, lm_logp: np.ndarray, size: in
 
 def parse_cache(value: str | int | None) -> str | int | None:
     """``--cache``: "auto" (the fitted size), "off"/None, or a number of positions (at least 1)."""
-    if value is None or value == "off":
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise TextseqError(f"--cache takes auto, off or a number of positions, got {value!r}") from None
-    if size < 1:
-        raise TextseqError(f"--cache takes auto, off or a number of positions (at least 1), got {value!r}")
-    return size
+    return parse_auto_off(value, "--cache", int, lambda size: size >= 1, "a number of positions",
+                          "a number of positions (at least 1)")
 
 
 class CachedLM(torch.nn.Module):

@@ -22,6 +22,7 @@ import torch
 
 from textseq.errors import TextseqError
 from textseq.models.cells import detach_hidden
+from textseq.settings import parse_auto_off
 
 ROWS = 8  # stretches of the text adapted side by side
 LEARNING_RATES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # the grid fitted on validation, tried in increasing order
@@ -97,17 +98,8 @@ def fit_dynamic(lm, ids: np.ndarray, lm_logp: np.ndarray, bptt: int,
 
 def parse_dynamic(value: str | float | None) -> str | float | None:
     """``--dynamic``: "auto" (the fitted learning rate), "off"/None, or a learning rate (> 0)."""
-    if value is None or value == "off":
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        lr = float(value)
-    except (TypeError, ValueError):
-        raise TextseqError(f"--dynamic takes auto, off or a learning rate, got {value!r}") from None
-    if not lr > 0 or not math.isfinite(lr):
-        raise TextseqError(f"--dynamic takes auto, off or a positive learning rate, got {value!r}")
-    return lr
+    return parse_auto_off(value, "--dynamic", float, lambda lr: lr > 0 and math.isfinite(lr), "a learning rate",
+                          "a positive learning rate")
 
 
 def describe_dynamic(settings: DynamicSettings, level: str, chars_per_token: float = 1.0) -> str:

@@ -27,6 +27,7 @@ import torch
 from textseq.errors import TextseqError
 from textseq.features.ngram_lm import KneserNeyLM
 from textseq.lm.report import metric_name, metric_value
+from textseq.settings import parse_auto_off
 from textseq.vocab import EOS, Vocab
 
 NGRAM_ORDERS = {"char": (3, 4, 5, 6, 7), "word": (2, 3, 4), "subword": (2, 3, 4, 5)}
@@ -232,14 +233,4 @@ def load_partner(checkpoint_path, data: dict) -> tuple[KneserNeyLM, dict] | None
 
 def parse_mix(value: str | float | None) -> str | float | None:
     """``--mix-kn``: "auto" (the stored weight), "off"/None, or the LM's weight in [0, 1]."""
-    if value is None or value == "off":
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise TextseqError(f"--mix-kn takes auto, off or the LM's weight in [0, 1], got {value!r}") from None
-    if not 0.0 <= weight <= 1.0:
-        raise TextseqError(f"--mix-kn takes auto, off or the LM's weight in [0, 1], got {value!r}")
-    return weight
+    return parse_auto_off(value, "--mix-kn", float, lambda weight: 0.0 <= weight <= 1.0, "the LM's weight in [0, 1]")
