@@ -15,8 +15,6 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from textseq.settings import Settings
 
 HTML_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^<>]{0,500}>", re.IGNORECASE | re.DOTALL)
@@ -117,12 +115,14 @@ def build_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
     return clean
 
 
-def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
-    """``lines -> "\n".join(clean(line) for line in lines) + "\n"``, computed on the whole block at once.
+def build_block_cleaner(cfg: CleanConfig) -> Callable[[str], str | None]:
+    """``text -> "\n".join(clean(line) for line in text.split("\n")[:-1]) + "\n"`` for a block of whole lines
+    (each ending in a newline), computed on the whole block at once.
 
     Every step but HTML, URL and e-mail removal works within a line (NFKC never joins characters across a
-    newline, the regexes never match one), so it gives the same text on the joined block in a few C calls
-    instead of several Python calls per line; the few lines that need those three steps get the line cleaner.
+    newline, the regexes never match one), so it gives the same text on the block in a few C calls instead of
+    several Python calls per line; the few lines that need those three steps get the line cleaner. Most blocks
+    need no step at all: cheap scans (``isascii``, ``isprintable``, substring tests) tell, before any regex runs.
     Returns None when it cannot promise the line cleaner's result (Traditional -> Simplified conversion, or a
     cleaned line that holds a newline, e.g. from ``&#10;``): the caller then cleans line by line.
     """
@@ -132,21 +132,20 @@ def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
     punct = _punct_regex() if cfg.remove_punct else None
     is_normalized = unicodedata.is_normalized
     if cfg.t2s:
-        return lambda lines: None
+        return lambda text: None
 
     triggers = (("<", "&") if cfg.strip_html else ()) + (("://", "www.") if cfg.strip_urls else ()) + (
         ("@",) if cfg.strip_emails else ())
 
-    def clean_block(lines: list[str]) -> str | None:
-        text = "\n".join(lines) + "\n"
-        odd_chars = CONTROL_OR_OTHER_SPACE.search(text) is not None
+    def clean_block(text: str) -> str | None:
+        raw, odd_chars = text, _has_odd_chars(text)
         if control and odd_chars:
             text = CONTROL.sub("", text)
         if nfkc and not text.isascii() and not is_normalized("NFKC", text):
             text = _nfkc(text)
-            odd_chars = CONTROL_OR_OTHER_SPACE.search(text) is not None  # NFKC makes spaces of some (U+3000)
+            odd_chars = _has_odd_chars(text)  # NFKC makes spaces of some (U+3000)
         if any(trigger in text for trigger in triggers):
-            text = _clean_some_lines(text, lines, clean, triggers)
+            text = _clean_some_lines(text, raw, clean, triggers)
             if text is None:
                 return None
         if digits:
@@ -162,21 +161,43 @@ def build_block_cleaner(cfg: CleanConfig) -> Callable[[list[str]], str | None]:
     return clean_block
 
 
-def _clean_some_lines(text: str, lines: list[str], clean: Callable[[str], str], triggers: tuple[str, ...]
-                      ) -> str | None:
-    """``text`` with the lines that may need HTML, URL or e-mail removal replaced by the line cleaner's result
-    (the later block steps leave a cleaned line as it is: each of them is idempotent)."""
-    cleaned = text.split("\n")
+ASCII_PLAIN = bytes(range(0x20, 0x7f)) + b"\n"  # printable ASCII and the line end: nothing to remove or space out
+
+
+def _has_odd_chars(text: str) -> bool:
+    """Whether ``text`` holds a character the control or whitespace steps change; a printable text (line ends
+    aside) holds none, and ``isprintable``/``translate`` test that several times faster than the regex."""
+    if text.isascii():
+        return bool(text.encode("ascii").translate(None, ASCII_PLAIN))
+    if text.replace("\n", " ").isprintable():
+        return False
+    return CONTROL_OR_OTHER_SPACE.search(text) is not None
+
+
+def _clean_some_lines(text: str, raw: str, clean: Callable[[str], str], triggers: tuple[str, ...]) -> str | None:
+    """``text`` with the lines that may need HTML, URL or e-mail removal replaced by the line cleaner's result on
+    the ``raw`` line (the later block steps leave a cleaned line as it is: each of them is idempotent). Only those
+    lines are cut out; the rest of the block is copied in slices."""
     hits = []
     for trigger in triggers:
         at = text.find(trigger)
         while at >= 0:
             hits.append(at)
             at = text.find(trigger, at + 1)
-    line_ends = np.cumsum(np.fromiter(map(len, cleaned), np.int64, len(cleaned)) + 1)
-    for i in np.unique(np.searchsorted(line_ends, hits, side="right")).tolist():
-        line = clean(lines[i])
+    raw_lines = None if text is raw else raw.split("\n")  # as many lines: no block step adds or removes one
+    pieces, done, line_no, counted_to = [], 0, 0, 0
+    for hit in sorted(hits):
+        if hit < done:
+            continue  # in a line already replaced
+        start = text.rfind("\n", 0, hit) + 1
+        end = text.find("\n", hit)
+        end = len(text) if end < 0 else end
+        line_no += text.count("\n", counted_to, start)
+        counted_to = start
+        line = clean(text[start:end] if raw_lines is None else raw_lines[line_no])
         if "\n" in line:
             return None
-        cleaned[i] = line
-    return "\n".join(cleaned)
+        pieces += (text[done:start], line)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)

@@ -10,8 +10,11 @@ merged in input order, so ``workers=N`` writes exactly the same files as ``worke
 
 from __future__ import annotations
 
+import array
 import itertools
 import multiprocessing
+import os
+import signal
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,60 +30,117 @@ from textseq.vocab import EOS, TokenCounts, Vocab
 
 LINE_END_ID = 0  # provisional id written after every document; real tokens get ids from 1
 BLOCK = 1 << 22  # ids per read when scanning the spill file
+_NO_TYPES = np.zeros(1, dtype=np.uint32)  # an id space with no type yet: only LINE_END_ID, kept as it is
 
 
 @dataclass
 class Chunk:
-    """One tokenized chunk: ``ids`` index into ``types`` (offset by one; LINE_END ends each document)."""
+    """One tokenized chunk. Its ``ids`` are numbered by one id space of one process (``source``), which numbers
+    types in order of first appearance over all the chunks it tokenizes: ``types`` are the types it numbered
+    first in this chunk (they take the next ids, in order), so a type is sent to the main process once, not
+    with every chunk that holds it. LINE_END_ID ends each document."""
 
+    source: tuple[int, str]  # (process id, id space)
     types: list[str]
     ids: np.ndarray
-    term: np.ndarray  # occurrences of each type in the chunk
-    doc: np.ndarray | None  # documents of the chunk containing each type (only when asked for: it costs a sort)
+    used: np.ndarray  # ids of the types that occur in the chunk
+    term: np.ndarray  # occurrences of each used type
+    doc: np.ndarray | None  # documents of the chunk containing each used type (only when asked: it costs a sort)
     docs: int
+
+
+class TypeIndex(dict):
+    """token -> id, from 1 in order of first appearance (``LINE_END`` -> LINE_END_ID where ``line_ends``);
+    remembers the types numbered since the last ``take_new``. A lookup is dict's own, in C: Python code runs
+    only for a type not seen before."""
+
+    def __init__(self, line_ends: bool):
+        super().__init__()
+        self.types: list[str] = []  # all types, in id order (id = position + 1)
+        self.announced = 0
+        if line_ends:
+            self[LINE_END] = LINE_END_ID
+
+    def __missing__(self, token: str) -> int:
+        self.types.append(token)
+        token_id = self[token] = len(self.types)
+        return token_id
+
+    def take_new(self) -> list[str]:
+        new, self.announced = self.types[self.announced:], len(self.types)
+        return new
+
+    def forget_new(self) -> None:
+        """Drop the types numbered since the last ``take_new`` (a block that goes the line-by-line way)."""
+        for token in self.types[self.announced:]:
+            del self[token]
+        del self.types[self.announced:]
+
+
+class CharIndex:
+    """The same for characters, as a code point -> id table: a block is numbered with numpy."""
+
+    def __init__(self):
+        self.lookup = np.zeros(128, dtype=np.uint32)  # the newline stays LINE_END_ID
+        self.n = 0
+
+    def number(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(new types, ids, used ids, their counts) of ``text``."""
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        present = np.bincount(points)
+        present[ord(LINE_END)] = 0
+        if len(present) > len(self.lookup):
+            self.lookup = np.concatenate((self.lookup, np.zeros(len(present) - len(self.lookup), np.uint32)))
+        points_used = np.flatnonzero(present)
+        new = points_used[self.lookup[points_used] == 0]
+        self.lookup[new] = np.arange(self.n + 1, self.n + 1 + len(new), dtype=np.uint32)
+        self.n += len(new)
+        return [chr(point) for point in new.tolist()], self.lookup[points], self.lookup[points_used], \
+            present[points_used]
 
 
 _worker: dict = {}
 
 
 def init_worker(pipeline: dict, keep_empty: bool, doc_freq: bool = False) -> None:
-    _worker.update(pipeline=Pipeline(PipelineConfig.from_dict(pipeline)), keep_empty=keep_empty, doc_freq=doc_freq)
+    _worker.update(pipeline=Pipeline(PipelineConfig.from_dict(pipeline)), keep_empty=keep_empty, doc_freq=doc_freq,
+                   pid=os.getpid(), block=TypeIndex(line_ends=True), line=TypeIndex(line_ends=False),
+                   char=CharIndex())
 
 
-def tokenize_chunk(lines: list[str]) -> Chunk:
-    """A block of lines in one go where the pipeline can (see ``Pipeline.process_block``), else line by line:
-    the same chunk either way."""
+def init_child(pipeline: dict, keep_empty: bool, doc_freq: bool = False) -> None:
+    """``init_worker`` in a worker process, which first drops the signal handlers it inherited: the parent's
+    SIGTERM/SIGHUP handler (it undoes a half-built output set) raised KeyboardInterrupt in a worker waiting on the
+    task queue's lock when the pool terminated its workers, and the pool could then wait forever for one that
+    never exited. SIGINT is left to the parent, which stops the pool."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(pipeline, keep_empty, doc_freq)
+
+
+def tokenize_chunk(block: str | list[str]) -> Chunk:
+    """A block of lines (text of whole lines, each ending in a newline, or a list of lines) in one go where the
+    pipeline can (see ``Pipeline.process_block``), else line by line: the same chunk either way."""
     pipe, keep_empty, doc_freq = _worker["pipeline"], _worker["keep_empty"], _worker["doc_freq"]
+    text = block if isinstance(block, str) else "\n".join(block) + "\n" if block else ""
     if pipe.tokens_are_chars:
-        if (text := pipe.clean_block(lines)) is not None:
-            return _chunk(*_char_ids(text), keep_empty, doc_freq)
-    elif (tokens := pipe.process_block(lines)) is not None:
-        return _chunk(*_token_ids(tokens), keep_empty, doc_freq)
-    return _chunk(*_line_ids(map(pipe.process_line, lines)), keep_empty, doc_freq)
+        if (clean := pipe.clean_block(text)) is not None:
+            types, ids, used, term = _worker["char"].number(clean)
+            return _chunk("char", types, ids, keep_empty, doc_freq, used, term)
+    elif (tokens := pipe.tokenize_block(text)) is not None:
+        index = _worker["block"]
+        ids = _uint32(map(index.__getitem__, tokens))
+        if np.count_nonzero(ids == LINE_END_ID) == text.count(LINE_END):  # else a token step dropped or
+            return _chunk("block", index.take_new(), ids, keep_empty, doc_freq)  # changed a line end
+        index.forget_new()
+    return _chunk("line", *_line_ids(map(pipe.process_line, text.split(LINE_END)[:-1])), keep_empty, doc_freq)
 
 
-def _char_ids(text: str) -> tuple[list[str], np.ndarray]:
-    """Characters -> ids with numpy, through the code points: no Python work per character."""
-    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    present = np.bincount(points)
-    present[ord(LINE_END)] = 0
-    points_used = np.flatnonzero(present)
-    lookup = np.zeros(len(present), dtype=np.uint32)  # code point -> id; the newline stays LINE_END_ID
-    lookup[points_used] = np.arange(1, len(points_used) + 1, dtype=np.uint32)
-    return [chr(point) for point in points_used.tolist()], lookup[points]
-
-
-def _token_ids(tokens: list[str], line_ends: bool = True) -> tuple[list[str], np.ndarray]:
-    """Ids by first appearance, mapped in C (dict.fromkeys, map) rather than token by token in Python;
-    ``line_ends``: the LINE_END tokens of a block become LINE_END_ID."""
-    first = dict.fromkeys(tokens)
-    if line_ends:
-        first.pop(LINE_END, None)
-    types = list(first)
-    index = dict(zip(types, range(1, len(types) + 1), strict=True))
-    if line_ends:
-        index[LINE_END] = LINE_END_ID
-    return types, np.fromiter(map(index.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
+def _uint32(values: Iterable[int]) -> np.ndarray:
+    """``np.fromiter(values, np.uint32)``, about a third faster: array.array converts Python ints in C."""
+    return np.frombuffer(array.array("I", values), dtype=np.uintc).astype(np.uint32, copy=False)
 
 
 def _line_ids(token_lists: Iterable[list[str]]) -> tuple[list[str], np.ndarray]:
@@ -90,25 +150,44 @@ def _line_ids(token_lists: Iterable[list[str]]) -> tuple[list[str], np.ndarray]:
     for tokens in token_lists:
         flat += tokens
         lengths.append(len(tokens))
-    types, token_ids = _token_ids(flat, line_ends=False)
-    return types, np.insert(token_ids, np.cumsum(lengths, dtype=np.int64), LINE_END_ID)
+    index = _worker["line"]
+    token_ids = _uint32(map(index.__getitem__, flat))
+    return index.take_new(), np.insert(token_ids, np.cumsum(lengths, dtype=np.int64), LINE_END_ID)
 
 
-def _chunk(types: list[str], ids: np.ndarray, keep_empty: bool, doc_freq: bool) -> Chunk:
+def _chunk(space: str, types: list[str], ids: np.ndarray, keep_empty: bool, doc_freq: bool,
+           used: np.ndarray | None = None, term: np.ndarray | None = None) -> Chunk:
     ends = ids == LINE_END_ID
     if not keep_empty:
         empty = ends.copy()
         empty[1:] &= ends[:-1]  # an end right after another (or first) ends a document with no tokens
         if empty.any():
             ids, ends = ids[~empty], ends[~empty]
-    n_types = len(types) + 1
-    term = np.bincount(ids, minlength=n_types)[1:]
+    real = ids[~ends]
+    width = int(ids.max(initial=0)) + 1
+    if used is None:
+        used, term = _occurrences(real, width)
+    elif doc_freq:
+        order = np.argsort(used)  # searched below
+        used, term = used[order], term[order]
     doc = None
     if doc_freq:
-        doc_of_token = np.cumsum(ends, dtype=np.int64) - ends  # documents ended before each position
-        pairs = _distinct(doc_of_token * n_types + ids)  # one entry per (document, type)
-        doc = np.bincount(pairs % n_types, minlength=n_types)[1:]
-    return Chunk(types, ids, term, doc, int(ends.sum()))
+        doc_of_token = (np.cumsum(ends, dtype=np.int64) - ends)[~ends]  # documents ended before each token
+        pairs = _distinct(doc_of_token * width + real)  # one entry per (document, type)
+        doc = np.bincount(np.searchsorted(used, pairs % width), minlength=len(used))
+    return Chunk((_worker["pid"], space), types, ids, used, term, doc, int(ends.sum()))
+
+
+def _occurrences(ids: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``ids`` (all below ``width``), sorted, and how often each occurs: a bincount while the id
+    space is not much larger than the chunk, else a sort."""
+    if width <= 4 * len(ids) + 4096:
+        counts = np.bincount(ids, minlength=width)
+        used = np.flatnonzero(counts)
+        return used, counts[used]
+    ids = np.sort(ids)
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    return ids[starts], np.diff(np.append(starts, len(ids)))
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:
@@ -119,7 +198,7 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
     return keys[keep]
 
 
-def tokenize_chunks(chunks: Iterable[list[str]], pipeline: PipelineConfig, workers: int = 1,
+def tokenize_chunks(chunks: Iterable[str | list[str]], pipeline: PipelineConfig, workers: int = 1,
                     keep_empty: bool = False, doc_freq: bool = False) -> Iterator[Chunk]:
     """Tokenized chunks in input order. Unlike ``Pool.imap``, which reads its whole input ahead,
     at most ``2 * workers`` chunks are pending at a time."""
@@ -128,7 +207,7 @@ def tokenize_chunks(chunks: Iterable[list[str]], pipeline: PipelineConfig, worke
         init_worker(*init_args)
         yield from map(tokenize_chunk, chunks)
         return
-    with _process_context().Pool(workers, init_worker, init_args) as pool:
+    with _process_context().Pool(workers, init_child, init_args) as pool:
         pending: deque = deque()
         for chunk in chunks:
             pending.append(pool.apply_async(tokenize_chunk, (chunk,)))
@@ -136,6 +215,8 @@ def tokenize_chunks(chunks: Iterable[list[str]], pipeline: PipelineConfig, worke
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+        pool.close()  # every result is in: let the workers finish on their own rather than be terminated
+        pool.join()
 
 
 def _process_context():
@@ -153,23 +234,29 @@ class TokenSpill:
         self.path = Path(path)
         self._file = open(self.path, "wb")
         self.stoi: dict[str, int] = {}
+        self._tables: dict[tuple[int, str], np.ndarray] = {}
         self.term = np.zeros(1024, dtype=np.int64)
         self.doc = np.zeros(1024, dtype=np.int64)
         self.n_docs = 0
         self.n_ids = 0
 
     def add(self, chunk: Chunk) -> None:
+        """Chunks of one source must come in the order it tokenized them (``tokenize_chunks`` keeps input order,
+        and a worker takes its chunks in input order)."""
         stoi = self.stoi
-        new = list(itertools.filterfalse(stoi.__contains__, chunk.types))
-        stoi.update(zip(new, range(len(stoi) + 1, len(stoi) + 1 + len(new)), strict=True))
-        ids = np.fromiter(map(stoi.__getitem__, chunk.types), np.int64, len(chunk.types))
+        table = self._tables.get(chunk.source, _NO_TYPES)  # the source's ids -> spill ids
+        if chunk.types:
+            new = list(itertools.filterfalse(stoi.__contains__, chunk.types))
+            stoi.update(zip(new, range(len(stoi) + 1, len(stoi) + 1 + len(new)), strict=True))
+            ids = np.fromiter(map(stoi.__getitem__, chunk.types), np.uint32, len(chunk.types))
+            table = self._tables[chunk.source] = np.concatenate((table, ids))
         if len(stoi) + 1 > len(self.term):
             self.term, self.doc = _grown(self.term, 2 * (len(stoi) + 1)), _grown(self.doc, 2 * (len(stoi) + 1))
-        self.term[ids] += chunk.term
+        used = table[chunk.used]
+        self.term[used] += chunk.term
         if chunk.doc is not None:
-            self.doc[ids] += chunk.doc
-        to_global = np.concatenate(([LINE_END_ID], ids)).astype(np.uint32)
-        self._file.write(to_global[chunk.ids].tobytes())  # file.write: a full disk is ENOSPC (tofile hides it)
+            self.doc[used] += chunk.doc
+        self._file.write(table[chunk.ids].tobytes())  # file.write: a full disk is ENOSPC (tofile hides it)
         self.n_docs += chunk.docs
         self.n_ids += len(chunk.ids)
 
@@ -257,9 +344,9 @@ class SpillDocs:
             carry = block[begin:]
 
 
-def count_pass(blocks: Iterable[list[str]], spill: TokenSpill, pipeline: PipelineConfig, workers: int = 1,
+def count_pass(blocks: Iterable[str | list[str]], spill: TokenSpill, pipeline: PipelineConfig, workers: int = 1,
                keep_empty: bool = False, on_chunk: Callable[[], None] | None = None, doc_freq: bool = False) -> None:
-    """Tokenize blocks of lines (e.g. ``LineReader.blocks()``) into the spill, in order."""
+    """Tokenize blocks of lines (``LineReader.text_blocks()``, or lists of lines) into the spill, in order."""
     for chunk in tokenize_chunks(blocks, pipeline, workers, keep_empty, doc_freq):
         spill.add(chunk)
         if on_chunk:

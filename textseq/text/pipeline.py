@@ -76,10 +76,10 @@ class Pipeline:
         for line in lines:
             yield process(line)
 
-    def clean_block(self, lines: list[str]) -> str | None:
-        """The cleaned (and lowercased) lines, each ending in a newline; None where only
-        ``process_line`` can promise its result (then call that)."""
-        text = self._clean_block(lines)
+    def clean_block(self, block: str | list[str]) -> str | None:
+        """The cleaned (and lowercased) lines of a block (text of whole lines, each ending in a newline, or a
+        list of lines), each ending in a newline; None where only ``process_line`` can promise its result."""
+        text = self._clean_block(block if isinstance(block, str) else "\n".join(block) + "\n")
         return text.lower() if text is not None and self._lowercase else text
 
     @property
@@ -87,17 +87,27 @@ class Pipeline:
         """Whether the tokens of a cleaned block are its characters (char level, no token steps)."""
         return self.cfg.tokenize.level == "char" and not self._token_steps
 
-    def process_block(self, lines: list[str]) -> list[str] | None:
-        """The tokens of all ``lines``, each line's followed by ``LINE_END`` ("\n"): what ``process_line``
-        gives line by line, in a few calls per block. None where it cannot promise that (NLTK's tokenizers,
-        t2s conversion, a line that HTML entities break in two): then call ``process_line``."""
-        if self._tokenize_block is None or (text := self.clean_block(lines)) is None:
+    def process_block(self, block: str | list[str]) -> list[str] | None:
+        """The tokens of all lines of ``block`` (as for ``clean_block``), each line's followed by ``LINE_END``
+        ("\n"): what ``process_line`` gives line by line, in a few calls per block. None where it cannot
+        promise that (NLTK's tokenizers, t2s conversion, a line that HTML entities break in two): then call
+        ``process_line``."""
+        tokens = self.tokenize_block(block)
+        if tokens is None:
+            return None
+        n_lines = block.count(LINE_END) if isinstance(block, str) else len(block)
+        if tokens.count(LINE_END) != n_lines:
+            return None  # a token step dropped or changed a line end: never silently shift documents
+        return tokens
+
+    def tokenize_block(self, block: str | list[str]) -> list[str] | None:
+        """``process_block`` without its check that every line end is a token of its own (the caller checks
+        that, e.g. on the ids); None where only ``process_line`` can promise the result."""
+        if self._tokenize_block is None or (text := self.clean_block(block)) is None:
             return None
         tokens = self._tokenize_block(text)
         for step in self._token_steps:
             tokens = step(tokens)
-        if len(tokens) < len(lines) or tokens.count(LINE_END) != len(lines):
-            return None  # a token step dropped or changed a line end: never silently shift documents
         return tokens
 
     def detokenize(self, tokens: list[str]) -> str:
@@ -120,8 +130,8 @@ def with_subword_model(cfg: PipelineConfig, blocks: Iterable[list[str]]) -> Pipe
     lowercase = cfg.normalize.lowercase
 
     def lines() -> Iterator[list[str]]:
-        for block in blocks:
-            text = clean_block(block)
+        for block in filter(None, blocks):
+            text = clean_block("\n".join(block) + "\n")
             cleaned = text.split("\n")[:-1] if text is not None else [clean_line(line) for line in block]
             yield [line.lower() for line in cleaned] if lowercase else cleaned
 

@@ -168,7 +168,7 @@ def _count(reader: LineReader, cfg: PreprocessConfig, spill_path: Path,
     spill = TokenSpill(spill_path)
     try:
         doc_freq = cfg.vocab.min_df is not None or cfg.vocab.max_df is not None  # only the df limits read them
-        count_pass(reader.blocks(), spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report, doc_freq)
+        count_pass(reader.text_blocks(), spill, cfg.pipeline, cfg.workers, cfg.keep_empty, report, doc_freq)
     finally:
         spill.close()
     if reader.lines_read == 0:

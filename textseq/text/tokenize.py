@@ -10,6 +10,7 @@ backends agree (see ``RJIEBA_SUPPORTED``).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import tempfile
@@ -46,8 +47,9 @@ LINE_END = "\n"
 WORD_OR_PUNCT_OR_END = re.compile(WORD_OR_PUNCT.pattern + "|\n")
 NOT_SPACE_OR_END = re.compile(r"\S+|\n")
 FOREIGN_RUN_IN_LINE = re.compile(rf"([^\W{HAN}]+(?:(?:[^\S\n]|['’.\-+#&/@:%])+[^\W{HAN}]+)*)")
-# Runs of lines with no Han character (an empty line gives no tokens either way: it joins the Chinese run)
-NON_HAN_LINES = re.compile(rf"(?:^[^{HAN}\n]+\n)+", re.MULTILINE)
+# Runs of lines with no Han character, from one with a visible character on (the empty lines after it join the
+# run; those before it stay in the Chinese run, as either way an empty line gives its line end only)
+NON_HAN_LINES = re.compile(rf"^[^{HAN}\n]*[^{HAN}\s][^{HAN}\n]*\n(?:^[^{HAN}\n]*\n)*", re.MULTILINE)
 OTHER_SPACE = re.compile(r"[^\S \n]")  # whitespace but the space and the line end
 
 
@@ -218,7 +220,7 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
         return NOT_SPACE_OR_END.findall
     if cfg.en_tokenizer != "regexp":
         return None
-    english = WORD_OR_PUNCT_OR_END.findall
+    english = english_block_tokenizer()
     if cfg.lang == "en":
         return english
     segment, split_runs = chinese_segmenter(cfg), FOREIGN_RUN_IN_LINE.split
@@ -234,6 +236,8 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
         return chinese_lines
 
     def tokenize(text: str) -> list[str]:
+        if text.isascii():  # O(1) in CPython: no Han character, English rules throughout
+            return english(text)
         tokens: list[str] = []
         done = 0
         for match in NON_HAN_LINES.finditer(text):  # runs of lines with no Han character: English rules
@@ -249,13 +253,49 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
     return tokenize
 
 
+class _ChunkTokens(dict):
+    """Whitespace-free chunk of text -> its regexp tokens. The English regexp never matches whitespace, so the
+    tokens of a line are those of its whitespace-separated chunks in turn; a corpus repeats its chunks ("the",
+    "lord,") far more than a regex call costs, and the tokens come back as the same string objects, whose hashes
+    are known when they are counted."""
+
+    __slots__ = ()
+    LIMIT = 200_000  # distinct chunks kept: memory stays bounded, whatever the corpus
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        if len(self) >= self.LIMIT:
+            self.clear()
+            self[LINE_END] = (LINE_END,)
+        tokens = self[chunk] = tuple(WORD_OR_PUNCT.findall(chunk))
+        return tokens
+
+
+def english_block_tokenizer() -> Callable[[str], list[str]]:
+    """``WORD_OR_PUNCT_OR_END.findall`` (the English regexp on a block of lines, line ends as tokens), computed
+    through a memo of whitespace-separated chunks: about a third less time than the regex on the whole block."""
+    memo = _ChunkTokens()
+    memo[LINE_END] = (LINE_END,)
+    chain, tokens_of = itertools.chain.from_iterable, memo.__getitem__
+
+    def tokenize(text: str) -> list[str]:
+        chunks: list[str] = []
+        *lines, last = text.split(LINE_END)
+        for line in lines:
+            chunks += line.split()  # str.split and the regex's \s agree on what whitespace is (str.isspace)
+            chunks.append(LINE_END)
+        chunks += last.split()  # empty when the text ends with a line end
+        return list(chain(map(tokens_of, chunks)))
+
+    return tokenize
+
+
 def _segment_spaced(segment: Callable[[str], list[str]], text: str) -> list[str]:
     """The segmenter's tokens without its whitespace tokens, line ends kept (jieba cuts "\r\n" as one)."""
     if "  " not in text and not OTHER_SPACE.search(text):  # single spaces only (cleaned text): cut them out
         tokens, kept, start = segment(text), [], 0
         try:
             while True:
-                at = tokens.index(" ", start)
+                at = tokens.index(" ", start)  # few spaces in a long run of tokens: slices beat a filter
                 kept += tokens[start:at]
                 start = at + 1
         except ValueError:

@@ -1,0 +1,76 @@
+"""The streaming count pass: ids numbered once per process and translated by the spill, blocks that go the
+line-by-line way among blocks that do not, and worker processes that shut down cleanly."""
+
+import multiprocessing
+import random
+import signal
+
+import pytest
+
+from textseq.text.job import TokenSpill, count_pass, init_child
+from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.text.tokenize import WORD_OR_PUNCT_OR_END, english_block_tokenizer
+
+# The middle block holds an entity that spells a newline: the block cleaner refuses it, so it goes line by line
+# between two blocks that are numbered a block at a time; words recur across all three.
+BLOCKS = ["the cat sat\nthe dog 你好世界\n\n", "a cat&#10;ran\nthe end\n", "the cat and the dog\nnew words here\n"]
+
+
+def spilled_docs(tmp_path, cfg: PipelineConfig, workers: int, keep_empty: bool = False) -> list[list[str]]:
+    spill = TokenSpill(tmp_path / f"spill{workers}{keep_empty}.u32")
+    count_pass(BLOCKS, spill, cfg, workers=workers, keep_empty=keep_empty)
+    spill.close()
+    return list(spill.docs())
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_count_pass_matches_the_line_pipeline(tmp_path, level, workers):
+    cfg = PipelineConfig.for_level(level)
+    pipe = Pipeline(cfg)
+    lines = [line for block in BLOCKS for line in block.split("\n")[:-1]]
+    expected = [tokens for tokens in map(pipe.process_line, lines) if tokens]
+    assert spilled_docs(tmp_path, cfg, workers) == expected
+    with_empty = spilled_docs(tmp_path, cfg, workers, keep_empty=True)
+    assert with_empty == list(map(pipe.process_line, lines))
+
+
+def test_counts_follow_the_spilled_tokens(tmp_path):
+    spill = TokenSpill(tmp_path / "spill.u32")
+    count_pass(BLOCKS * 3, spill, PipelineConfig.for_level("word"), doc_freq=True)
+    spill.close()
+    docs = list(spill.docs())
+    counts = spill.token_counts()
+    assert counts.term["the"] == sum(doc.count("the") for doc in docs) == 15
+    assert counts.doc["the"] == sum("the" in doc for doc in docs)
+    assert set(counts.term) == {token for doc in docs for token in doc}
+
+
+def test_english_block_tokenizer_is_the_block_regexp():
+    tokenize = english_block_tokenizer()
+    rng = random.Random(0)
+    alphabet = list("ab .,'-’\n\t\u00a0\u2028\x1c\x85_1\u0301é")
+    texts = ["", "\n", "tail without a line end", "\n\n  lead\n"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for text in texts:
+        assert tokenize(text) == WORD_OR_PUNCT_OR_END.findall(text), repr(text)
+
+
+def _report_signals(queue) -> None:
+    init_child(PipelineConfig.for_level("char").to_dict(), False)
+    queue.put((signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+
+
+def test_worker_processes_drop_the_parents_signal_handlers():
+    """A worker that kept the parent's SIGTERM handler (it raises KeyboardInterrupt to undo an output set) could
+    hang the pool's shutdown."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_report_signals, args=(queue,))
+        child.start()
+        assert queue.get(timeout=60) == (True, True)
+        child.join(60)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
