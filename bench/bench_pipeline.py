@@ -1,9 +1,9 @@
 """Text pipeline throughput against bare tokenizers, scaling with workers, and peak memory.
 
-    python bench/bench_pipeline.py [--repeat 3] [--copies 30] [--scale-mb 40] [--rss-mb 100,1000] [--skip-rss]
+    python bench/bench_pipeline.py [--repeat 5] [--copies 30] [--scale-mb 40] [--rss-mb 100,1000] [--skip-rss]
                                    [--tables throughput,workers,rss]
 
-1. The same lines, side by side (best of --repeat interleaved runs): a bare tokenizer call per line
+1. The same lines, side by side (CPU time, best of --repeat interleaved runs): a bare tokenizer call per line
    (jieba.lcut, rjieba.cut, the English regexp, NLTKWordTokenizer, list() for characters), the full
    ``Pipeline.process_line`` (cleaning, lowercasing, tokenizing) and end-to-end ``preprocess()``
    (pipeline + counting + spill + encoding + writing ids.npy/vocab.json). Overhead = time / bare - 1.
@@ -78,10 +78,10 @@ CASES = [  # label, corpus files, bare tokenizer, pipeline config
 
 
 def time_lines(fn, lines: list[str]) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     for line in lines:
         fn(line)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def text_blocks(lines: list[str], size: int = 1 << 18) -> list[str]:
@@ -102,9 +102,9 @@ BLOCK_TOKENIZERS = {"jieba": "jieba", "rjieba": "rjieba", "regexp": "regexp-bloc
 
 def time_preprocess(path: Path, cfg: PreprocessConfig) -> float:
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
+        start = time.process_time()
         preprocess([path], out, cfg, force=True)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
 
 def overhead_table(repeat: int, copies: int) -> list[list[str]]:
@@ -239,7 +239,7 @@ def markdown(title: str, rows: list[list[str]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--copies", type=int, default=30, help="copies of the ~0.3 MB samples per throughput run")
     parser.add_argument("--scale-mb", type=float, default=40.0, help="input size for the workers table")
     parser.add_argument("--rss-mb", default="100,1000", help="input sizes for the peak-memory table")
@@ -251,13 +251,15 @@ def main() -> None:
              "block of lines, as preprocess() calls it (the block regexp for English, list() for characters); "
              "pipeline: `Pipeline.process_line` (cleaning, lowercasing for words, tokenizing); preprocess(): the "
              "whole single-process job on a file (read, pipeline, count, spill, vocabulary, ids.npy, vocab.json, "
-             "pipeline.json). Overhead = time / bare time - 1. Best of "
-             f"{args.repeat} interleaved runs; the machine is shared with other jobs, so compare within a row.\n")
+             "pipeline.json). Times are CPU seconds of this process (the machine is shared with other jobs, "
+             "which wall-clock times would count), best of "
+             f"{args.repeat} interleaved runs. Overhead = time / bare time - 1; compare within a row.\n")
     tables = args.tables.split(",")
     parts = [f"## bench_pipeline ({machine})\n", notes]
     if "throughput" in tables:
         parts.append(markdown("Throughput on the same lines", overhead_table(args.repeat, args.copies)))
-        parts.append(f"Fixed cost of a run (preprocess() of a one-line file): {fixed_cost(args.repeat) * 1e3:.0f} ms\n")
+        fixed_ms = fixed_cost(args.repeat) * 1e3
+        parts.append(f"Fixed CPU cost of a run (preprocess() of a one-line file): {fixed_ms:.0f} ms\n")
     if "workers" in tables:
         parts.append(markdown("Workers", workers_table(args.scale_mb)))
     if "rss" in tables and not args.skip_rss:
