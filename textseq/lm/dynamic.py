@@ -18,10 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
 from textseq.errors import TextseqError
-from textseq.models.cells import detach_hidden
 from textseq.settings import parse_auto_off
 
 ROWS = 8  # stretches of the text adapted side by side
@@ -48,35 +46,11 @@ def dynamic_logprobs(lm, ids: np.ndarray, lr: float, bptt: int, rows: int = ROWS
     """Natural-log P of ``ids[1:]`` in stream order, each scored before the model adapts to it.
 
     ``lm`` itself is left unchanged: a copy adapts. Dropout stays off (evaluation mode) while it learns."""
-    from textseq.lm.evaluate import stream_rows
+    from textseq.lm.evaluate import token_logprobs
 
     if lr < 0 or not math.isfinite(lr):
         raise TextseqError(f"the dynamic evaluation learning rate must be 0 or positive, got {lr}")
-    model = copy.deepcopy(lm).eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    device = params[0].device
-    inputs, targets = (t.to(device) for t in stream_rows(ids, rows))  # [R, n]
-    logp, hidden = torch.zeros(targets.shape, dtype=torch.float64, device=device), None
-    for start in range(0, inputs.size(1), bptt):
-        segment = slice(start, start + bptt)
-        with torch.enable_grad():
-            features, hidden = model(inputs[:, segment], hidden)
-            nll = model.loss(features, targets[:, segment], reduction="none", ignore_index=IGNORE)  # [R, T]
-            logp[:, segment] = -nll.detach().double()
-            if lr > 0:
-                model.zero_grad(set_to_none=True)
-                (nll.sum() / nll.size(1)).backward()  # summed over rows, averaged over the segment's steps
-                _sgd_step(params, lr)
-        hidden = detach_hidden(hidden)
-    keep = targets.reshape(-1) != IGNORE  # rows are consecutive chunks: row-major order is stream order
-    return logp.reshape(-1)[keep].cpu().numpy()
-
-
-@torch.no_grad()
-def _sgd_step(params: list[torch.Tensor], lr: float) -> None:
-    for p in params:
-        if p.grad is not None:
-            p.add_(p.grad, alpha=-lr)
+    return token_logprobs(copy.deepcopy(lm), ids, batch_size=rows, bptt=bptt, adapt_lr=lr)
 
 
 def fit_dynamic(lm, ids: np.ndarray, lm_logp: np.ndarray, bptt: int,

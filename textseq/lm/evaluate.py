@@ -30,6 +30,7 @@ from textseq.errors import TextseqError
 from textseq.lm.data import chars_per_token, load_lm_data, split_docs, split_stream
 from textseq.lm.mix import event_weights, load_partner, mixed_logp, parse_mix
 from textseq.lm.report import PER_CHAR, metric_name, metric_value
+from textseq.models.cells import detach_hidden
 from textseq.text.pipeline import Pipeline
 from textseq.vocab import EOS, UNK, Vocab
 
@@ -69,16 +70,30 @@ def evaluate_stream(lm, inputs: Tensor, targets: Tensor, bptt: int = 35) -> floa
 
 
 @torch.no_grad()
-def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35) -> np.ndarray:
-    """Teacher-forced natural-log P of ``ids[1:]``, each given the stream before it, in stream order."""
+def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35, adapt_lr: float = 0.0) -> np.ndarray:
+    """Teacher-forced natural-log P of ``ids[1:]``, each given the stream before it, in stream order.
+
+    ``adapt_lr`` > 0 is dynamic evaluation (``textseq.lm.dynamic``): after a segment is scored, one SGD step on
+    its loss, so ``lm`` itself changes (give it a copy). Dropout stays off (evaluation mode) either way."""
     lm.eval()
-    device = next(lm.parameters()).device
-    inputs, targets = (t.to(device) for t in stream_rows(ids, batch_size))
+    params = [p for p in lm.parameters() if p.requires_grad]
+    device = params[0].device
+    inputs, targets = (t.to(device) for t in stream_rows(ids, batch_size))  # [B, n]
     logp, hidden = torch.zeros(targets.shape, dtype=torch.float64, device=device), None
     for start in range(0, inputs.size(1), bptt):
-        features, hidden = lm(inputs[:, start:start + bptt], hidden)
-        nll = lm.loss(features, targets[:, start:start + bptt], reduction="none", ignore_index=IGNORE)
-        logp[:, start:start + bptt] = -nll.double()
+        segment = slice(start, start + bptt)
+        with torch.set_grad_enabled(adapt_lr > 0):
+            features, hidden = lm(inputs[:, segment], hidden)
+            nll = lm.loss(features, targets[:, segment], reduction="none", ignore_index=IGNORE)  # [B, T]
+            logp[:, segment] = -nll.detach().double()
+            if adapt_lr > 0:
+                lm.zero_grad(set_to_none=True)
+                (nll.sum() / nll.size(1)).backward()  # summed over rows, averaged over the segment's steps
+                hidden = detach_hidden(hidden)
+        if adapt_lr > 0:
+            for p in params:  # plain SGD, outside autograd (no_grad again here)
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-adapt_lr)
     keep = targets.reshape(-1) != IGNORE  # rows are consecutive chunks: row-major order is stream order
     return logp.reshape(-1)[keep].cpu().numpy()
 
