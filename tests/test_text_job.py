@@ -74,3 +74,14 @@ def test_worker_processes_drop_the_parents_signal_handlers():
         child.join(60)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_a_block_whose_bytes_are_all_dropped_is_skipped(tmp_path, level):
+    """--errors ignore can leave nothing of the last bytes of a file (no line end after them)."""
+    from textseq.text.preprocess import PreprocessConfig, preprocess
+
+    src = tmp_path / "tail.txt"
+    src.write_bytes(b"abc\n\xff\xfe")
+    stats = preprocess([src], tmp_path / "out", PreprocessConfig(PipelineConfig.for_level(level), errors="ignore"))
+    assert (stats.lines, stats.docs) == (1, 1)

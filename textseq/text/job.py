@@ -87,7 +87,7 @@ class CharIndex:
     def number(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(new types, ids, used ids, their counts) of ``text``."""
         points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        present = np.bincount(points)
+        present = np.bincount(points, minlength=ord(LINE_END) + 1)
         present[ord(LINE_END)] = 0
         if len(present) > len(self.lookup):
             self.lookup = np.concatenate((self.lookup, np.zeros(len(present) - len(self.lookup), np.uint32)))

@@ -151,8 +151,8 @@ class LineReader:
                             "or raise --max-line-mb")
                     continue
                 raw, carry = carry + data[:cut], data[cut:]
-                if raw:
-                    yield self._decode(raw, decode, name, self.lines_read - first_line + 1)
+                if raw and (text := self._decode(raw, decode, name, self.lines_read - first_line + 1)):
+                    yield text  # empty only when every byte of it was dropped (--errors ignore)
                 if not data:
                     return
 
