@@ -76,8 +76,7 @@ def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35, ad
     ``adapt_lr`` > 0 is dynamic evaluation (``textseq.lm.dynamic``): after a segment is scored, one SGD step on
     its loss, so ``lm`` itself changes (give it a copy). Dropout stays off (evaluation mode) either way."""
     lm.eval()
-    params = [p for p in lm.parameters() if p.requires_grad]
-    device = params[0].device
+    device = next(lm.parameters()).device
     inputs, targets = (t.to(device) for t in stream_rows(ids, batch_size))  # [B, n]
     logp, hidden = torch.zeros(targets.shape, dtype=torch.float64, device=device), None
     for start in range(0, inputs.size(1), bptt):
@@ -91,7 +90,7 @@ def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35, ad
                 (nll.sum() / nll.size(1)).backward()  # summed over rows, averaged over the segment's steps
                 hidden = detach_hidden(hidden)
         if adapt_lr > 0:
-            for p in params:  # plain SGD, outside autograd (no_grad again here)
+            for p in lm.parameters():  # plain SGD, outside autograd (no_grad again here)
                 if p.grad is not None:
                     p.add_(p.grad, alpha=-adapt_lr)
     keep = targets.reshape(-1) != IGNORE  # rows are consecutive chunks: row-major order is stream order

@@ -24,7 +24,7 @@ import numpy as np
 
 from textseq.errors import TextseqError
 from textseq.io import atomic_path
-from textseq.text.pipeline import Pipeline, PipelineConfig
+from textseq.text.pipeline import Pipeline, PipelineConfig, block_text
 from textseq.text.tokenize import LINE_END
 from textseq.vocab import EOS, TokenCounts, Vocab
 
@@ -124,7 +124,7 @@ def tokenize_chunk(block: str | list[str]) -> Chunk:
     """A block of lines (text of whole lines, each ending in a newline, or a list of lines) in one go where the
     pipeline can (see ``Pipeline.process_block``), else line by line: the same chunk either way."""
     pipe, keep_empty, doc_freq = _worker["pipeline"], _worker["keep_empty"], _worker["doc_freq"]
-    text = block if isinstance(block, str) else "\n".join(block) + "\n" if block else ""
+    text = block_text(block)
     if pipe.tokens_are_chars:
         if (clean := pipe.clean_block(text)) is not None:
             types, ids, used, term = _worker["char"].number(clean)

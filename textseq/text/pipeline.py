@@ -79,7 +79,7 @@ class Pipeline:
     def clean_block(self, block: str | list[str]) -> str | None:
         """The cleaned (and lowercased) lines of a block (text of whole lines, each ending in a newline, or a
         list of lines), each ending in a newline; None where only ``process_line`` can promise its result."""
-        text = self._clean_block(block if isinstance(block, str) else "\n".join(block) + "\n")
+        text = self._clean_block(block_text(block))
         return text.lower() if text is not None and self._lowercase else text
 
     @property
@@ -92,11 +92,11 @@ class Pipeline:
         ("\n"): what ``process_line`` gives line by line, in a few calls per block. None where it cannot
         promise that (NLTK's tokenizers, t2s conversion, a line that HTML entities break in two): then call
         ``process_line``."""
-        tokens = self.tokenize_block(block)
+        text = block_text(block)
+        tokens = self.tokenize_block(text)
         if tokens is None:
             return None
-        n_lines = block.count(LINE_END) if isinstance(block, str) else len(block)
-        if tokens.count(LINE_END) != n_lines:
+        if tokens.count(LINE_END) != text.count(LINE_END):
             return None  # a token step dropped or changed a line end: never silently shift documents
         return tokens
 
@@ -121,6 +121,11 @@ class Pipeline:
         return detokenize_words(tokens)
 
 
+def block_text(block: str | list[str]) -> str:
+    """A block of lines as text, each line ending in a newline (text is returned as it is)."""
+    return block if isinstance(block, str) else "".join(line + LINE_END for line in block)
+
+
 def with_subword_model(cfg: PipelineConfig, blocks: Iterable[list[str]]) -> PipelineConfig:
     """``cfg`` with its subword units learnt from ``blocks`` of lines, cleaned as the pipeline cleans them
     (a config that needs no units, or has them already, comes back as it is)."""
@@ -131,7 +136,7 @@ def with_subword_model(cfg: PipelineConfig, blocks: Iterable[list[str]]) -> Pipe
 
     def lines() -> Iterator[list[str]]:
         for block in filter(None, blocks):
-            text = clean_block("\n".join(block) + "\n")
+            text = clean_block(block_text(block))
             cleaned = text.split("\n")[:-1] if text is not None else [clean_line(line) for line in block]
             yield [line.lower() for line in cleaned] if lowercase else cleaned
 
