@@ -141,3 +141,11 @@ def test_builtin_multicolumn_dataset_and_unknown_name():
     assert season_from_freq(series.freq) == 4
     with pytest.raises(TextseqError, match="unknown dataset"):
         load_dataset("nope")
+
+
+def test_builtin_fertility_has_one_complete_annual_column_per_country():
+    series = load_dataset("fertility")
+    assert series.target == "USA" and len(series) == 52 and series.dates[0] == "1960" and series.dates[-1] == "2011"
+    assert season_from_freq(series.freq) == 1 and {"JPN", "NGA", "FRA"} <= set(series.columns)
+    assert np.isfinite(series.values).all()  # countries with gaps are left out, not filled
+    assert 1.0 < load_dataset("fertility", "JPN").target_values.min() < 2.0

@@ -116,6 +116,16 @@ def _danish():
     return frame.set_index(pd.PeriodIndex(frame.index, freq="Q"))
 
 
+def _fertility():
+    """World Bank total fertility rates, one column per country (ISO code) with a complete 1960-2011 record."""
+    import pandas as pd
+
+    frame = _statsmodels("fertility")().set_index("Country Code")
+    years = frame.drop(columns=["Country Name", "Indicator Name", "Indicator Code"]).T.dropna(how="all")
+    years = years.dropna(axis=1)
+    return years.set_index(pd.period_range(years.index[0], periods=len(years), freq="Y"))
+
+
 def _macrodata():
     frame = _statsmodels("macrodata", index=_quarters)()
     return frame.drop(columns=["year", "quarter"])
@@ -151,6 +161,8 @@ DATASETS = {
                 "statsmodels", _interest_inflation, target="R"),
         Dataset("danish", "quarterly Danish log real money demand lrm 1974-1987, 55 points (and income, rates)",
                 "statsmodels", _danish, target="lrm"),
+        Dataset("fertility", "annual total fertility rate (births per woman) 1960-2011, 52 points, one column per "
+                "country code; default target: USA", "statsmodels", _fertility, target="USA"),
     ]
 }
 
