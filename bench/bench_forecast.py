@@ -151,15 +151,18 @@ def series_lines(rows: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default=",".join(PANEL), help="comma-separated panel names")
-    parser.add_argument("--group", help="only the series of this group (dev, held-out, new)")
+    parser.add_argument("--group", choices=sorted({group for _, _, group in PANEL.values()}),
+                        help="only the series of this group")
     parser.add_argument("--quick", action="store_true", help="30 epochs (smoke run)")
     parser.add_argument("--results", default="bench/results/bench_forecast.md")
     parser.add_argument("--render", metavar="JSON", help="only re-print the tables of a saved run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = json.loads(Path(args.render).read_text()) if args.render else []
-    names = [n for n in args.series.split(",") if args.group in (None, PANEL[n][2])]
-    for name in [] if args.render else names:
+    if unknown := [n for n in args.series.split(",") if n not in PANEL]:
+        parser.error(f"unknown series {', '.join(unknown)}; the panel: {', '.join(PANEL)}")
+    names = [] if args.render else [n for n in args.series.split(",") if args.group in (None, PANEL[n][2])]
+    for name in names:
         rows.append(run_series(name, args.quick))
         r = rows[-1]
         print(f"{name}: auto {r['mase']['auto']:.3f}, best baseline {r['best_baseline']} "

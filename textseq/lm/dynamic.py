@@ -24,7 +24,6 @@ from textseq.settings import parse_auto_off
 
 ROWS = 8  # stretches of the text adapted side by side
 LEARNING_RATES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # the grid fitted on validation, tried in increasing order
-IGNORE = -100
 
 
 @dataclass

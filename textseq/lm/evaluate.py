@@ -89,10 +89,10 @@ def token_logprobs(lm, ids: np.ndarray, batch_size: int = 16, bptt: int = 35, ad
                 lm.zero_grad(set_to_none=True)
                 (nll.sum() / nll.size(1)).backward()  # summed over rows, averaged over the segment's steps
                 hidden = detach_hidden(hidden)
-        if adapt_lr > 0:
-            for p in lm.parameters():  # plain SGD, outside autograd (no_grad again here)
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-adapt_lr)
+                with torch.no_grad():  # plain SGD, outside autograd
+                    for p in lm.parameters():
+                        if p.grad is not None:
+                            p.add_(p.grad, alpha=-adapt_lr)
     keep = targets.reshape(-1) != IGNORE  # rows are consecutive chunks: row-major order is stream order
     return logp.reshape(-1)[keep].cpu().numpy()
 
