@@ -159,3 +159,31 @@ def test_business_day_dates_continue_without_pandas_warnings():
 def test_demo_command_refuses_unknown_names(capsys):
     assert run(["forecast", "demo", "stocks"]) == 2
     assert "choose one of stock, rates, sincos" in capsys.readouterr().err
+
+
+def test_members_are_combined_by_their_median_so_a_runaway_member_cannot_drag_the_forecast():
+    from textseq.forecast.auto import choose_members, combine_forecasts
+
+    runaway = [np.full((2, 3), 1.0), np.full((2, 3), 2.0), np.full((2, 3), 1e6)]
+    assert np.array_equal(combine_forecasts(runaway), np.full((2, 3), 2.0))
+    assert combine_forecasts(runaway, "mean")[0, 0] > 1e5  # what checkpoints saved before the median did
+    scores = {"rnn": 1.0, "mlp": 2.0, "ets": 3.0, "arima": 4.0, "theta": np.inf, "naive": 0.5}
+    assert choose_members(scores) == ["rnn", "mlp", "ets"]
+    assert choose_members(scores, networks=False) == ["ets", "arima"]
+    assert choose_members({"rnn": 1.0, "naive": 3.0, "drift": 2.0}, networks=False) == ["drift"]
+
+
+def test_on_a_short_annual_series_the_networks_are_printed_but_not_combined(tmp_path, capsys):
+    argv = ["forecast", "train", "--dataset", "fertility", "--target", "JPN", "--horizon", "6", "--epochs", "10",
+            "--ensemble", "1", "-o", str(tmp_path / "f.pt")]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "networks printed, not combined: the training part has 29 points" in out
+    forecaster = load_forecaster(tmp_path / "f.pt")
+    assert set(forecaster.networks) == {"rnn", "mlp"} and set(forecaster.members) <= {"ets", "arima", "theta"}
+    series = load_dataset("fertility", "JPN")
+    origins = np.array([40, 44])
+    parts = forecaster.forecasts(series, origins, forecaster.members)
+    assert np.allclose(forecaster.predict(series, origins), np.median(np.stack(list(parts.values())), axis=0))
+    report = evaluate_tail(forecaster, series)
+    assert {"rnn", "mlp", "ets"} <= set(report.rows)

@@ -261,6 +261,8 @@ def _json(data: dict) -> str:
 
 def _fit_summary(result, series, output: Path) -> dict:
     """What was fitted and chosen: printed lines plus the same facts as data for --json."""
+    from textseq.forecast.auto import MIN_NETWORK_POINTS
+
     forecaster, split = result.forecaster, result.split
     lines = [f"{series.name}: {len(series)} points; train {split.val_start}, validation "
              f"{split.test_start - split.val_start}, test {len(series) - split.test_start}"]
@@ -275,10 +277,13 @@ def _fit_summary(result, series, output: Path) -> dict:
     if result.selection:
         lines.append("validation MAE: " + ", ".join(f"{label} {mae:.4g}" for label, mae in result.selection))
     if auto:
-        mean = " (mean of the three best on validation)" if len(forecaster.members) > 1 else ""
-        lines.append(f"forecast: {forecaster.composition()}{mean}")
+        how = forecaster.combination()
+        lines.append(f"forecast: {forecaster.composition()}" + (f" ({how})" if how else ""))
         if "rnn" not in forecaster.networks:
             lines.append("networks skipped: the training part has no room for their windows")
+        elif split.val_start < MIN_NETWORK_POINTS:
+            lines.append(f"networks printed, not combined: the training part has {split.val_start} points "
+                         f"(they are combined from {MIN_NETWORK_POINTS})")
     lines.append(f"saved {output}")
     return {"lines": lines, "series": series.name, "points": len(series),
             "split": {"train": split.val_start, "validation": split.test_start - split.val_start,

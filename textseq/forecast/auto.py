@@ -4,13 +4,16 @@ competitions).
 
 Candidates: the recurrent network (its transform chosen on validation, a seed ensemble), the MLP with the same
 transform, ETS, ARIMA and theta (each fitted on the raw series with its own automatic settings), naive, seasonal
-naive and drift. The forecast is the mean of the three networks or statistical models with the lowest
-validation MAE (the simple forecasts are printed, never averaged in; one of them is used alone only where no
-model can be fitted). Always averaging the top three beat choosing one, or the best of the top 1-3 means, on
-the development series (bench/bench_forecast.py): a validation part of a few origins ranks models well enough
-to drop the bad ones but not to pick one winner. For the test tail the statistical models are refitted on
-everything before it, and for forecasting the future on the whole series; the networks keep the weights they
-learned on the training part.
+naive and drift. The forecast is the median, step by step, of the three networks or statistical models with the
+lowest validation MAE (the simple forecasts are printed, never combined; one of them is used alone only where no
+model can be fitted). A validation part of a few origins ranks models well enough to drop the bad ones but not to
+pick one winner, so three are combined; the median, not the mean, so that one member that runs away (an ARIMA
+whose trend explodes on a short series) cannot drag the forecast with it. The networks are candidates only when
+the training part holds at least ``MIN_NETWORK_POINTS`` points: on shorter series (52 annual points leave 29 for
+training) they are trained and printed but never combined, since a handful of windows cannot teach them a trend
+and their validation score on one or two origins is luck (bench/bench_forecast.py measures both choices). For the
+test tail the statistical models are refitted on everything before it, and for forecasting the future on the
+whole series; the networks keep the weights they learned on the training part.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from textseq.forecast.statistical import KINDS, StatModel, fit_statistical
 NETWORKS = ("rnn", "mlp")
 COMBINED = (*NETWORKS, *KINDS)  # the candidates that enter combinations
 COMBINE_UP_TO = 3
+MIN_NETWORK_POINTS = 40  # training points below which the networks are printed but never combined
 
 
 class AutoForecaster:
@@ -40,11 +44,13 @@ class AutoForecaster:
 
     def __init__(self, cfg: ForecastConfig, spec: SeriesSpec, season: Season, networks: dict[str, Forecaster],
                  stats: dict[str, StatModel], members: list[str], residuals: np.ndarray,
-                 selection: list[tuple[str, float]], fit_end: int, relative: bool = False):
+                 selection: list[tuple[str, float]], fit_end: int, relative: bool = False,
+                 combine: str = "median"):
         self.cfg, self.spec, self.season_info = cfg, spec, season
         self.networks, self.stats, self.members = networks, stats, members
         self.residuals, self.selection, self.fit_end = residuals, selection, fit_end
         self.relative = relative  # residuals relative to the last observed value (a positive series)
+        self.combine = combine  # "median" (this release) or "mean" (checkpoints saved before it)
 
     @property
     def season(self) -> int:
@@ -73,6 +79,10 @@ class AutoForecaster:
     def composition(self) -> str:
         return " + ".join(self.members)
 
+    def combination(self) -> str:
+        """How the members' forecasts are combined, for the summary line."""
+        return f"{self.combine} of the {len(self.members)} best on validation" if len(self.members) > 1 else ""
+
     def component(self, name: str, series: SeriesData, origins: np.ndarray, steps: int) -> np.ndarray:
         """``[N, steps]`` forecasts of one candidate."""
         target = series.column(self.spec.target)
@@ -91,7 +101,7 @@ class AutoForecaster:
     def predict(self, series: SeriesData, origins, steps: int | None = None) -> np.ndarray:
         origins = np.asarray(origins, dtype=np.int64)
         self.check_origins(origins, len(series))
-        return np.mean(list(self.forecasts(series, origins, self.members, steps).values()), axis=0)
+        return combine_forecasts(list(self.forecasts(series, origins, self.members, steps).values()), self.combine)
 
     def check_origins(self, origins: np.ndarray, n: int) -> None:
         if len(origins) == 0 or origins.min() < self.first_origin or origins.max() > n:
@@ -105,7 +115,7 @@ class AutoForecaster:
                  if (model := fit_statistical(kind, target, self.season)) is not None}
         return AutoForecaster(self.cfg, self.spec, self.season_info, self.networks, stats,
                               _still_fitted(self.members, stats), self.residuals, self.selection, len(series),
-                              self.relative)
+                              self.relative, self.combine)
 
     def forecast_next(self, series: SeriesData, steps: int | None = None) -> np.ndarray:
         return self.predict(series, [len(series)], steps)[0]
@@ -116,7 +126,7 @@ class AutoForecaster:
                 "networks": {name: f.to_payload() for name, f in self.networks.items()},
                 "stats": {name: m.to_dict() for name, m in self.stats.items()}, "members": list(self.members),
                 "residuals": np.asarray(self.residuals).tolist(), "selection": [list(s) for s in self.selection],
-                "fit_end": self.fit_end, "relative": self.relative}
+                "fit_end": self.fit_end, "relative": self.relative, "combine": self.combine}
 
     @classmethod
     def from_payload(cls, data: dict) -> AutoForecaster:
@@ -124,7 +134,7 @@ class AutoForecaster:
                    {name: Forecaster.from_payload(p) for name, p in data["networks"].items()},
                    {name: StatModel.from_dict(m) for name, m in data["stats"].items()}, list(data["members"]),
                    np.asarray(data["residuals"], dtype=np.float64), [tuple(s) for s in data["selection"]],
-                   int(data["fit_end"]), bool(data["relative"]))
+                   int(data["fit_end"]), bool(data["relative"]), str(data.get("combine", "mean")))
 
 
 def _still_fitted(members: list[str], stats: dict[str, StatModel]) -> list[str]:
@@ -141,11 +151,20 @@ def _mae(forecast: np.ndarray, truth: np.ndarray) -> float:
     return value if np.isfinite(value) else np.inf
 
 
-def choose_members(val_mae: dict[str, float]) -> list[str]:
-    """The (up to) three combinable candidates with the lowest validation MAE; else the best simple forecast."""
+def combine_forecasts(forecasts: list[np.ndarray], how: str = "median") -> np.ndarray:
+    """The members' ``[N, steps]`` forecasts combined element by element."""
+    stacked = np.stack(forecasts)  # [members, N, steps]
+    return np.median(stacked, axis=0) if how == "median" else stacked.mean(axis=0)
+
+
+def choose_members(val_mae: dict[str, float], networks: bool = True) -> list[str]:
+    """The (up to) three combinable candidates with the lowest validation MAE (the networks among them only if
+    ``networks``); else the best simple forecast."""
     finite = {name: mae for name, mae in val_mae.items() if np.isfinite(mae)}
-    ranked = sorted((name for name in finite if name in COMBINED), key=finite.get)
-    return ranked[:COMBINE_UP_TO] or [min(finite, key=finite.get)]
+    pool = COMBINED if networks else KINDS
+    ranked = sorted((name for name in finite if name in pool), key=finite.get)
+    simple = [name for name in finite if name not in COMBINED]
+    return ranked[:COMBINE_UP_TO] or [min(simple, key=finite.get)]
 
 
 def fit_auto(series: SeriesData, cfg: ForecastConfig, split: Split, season: Season, source: dict | None = None,
@@ -172,9 +191,9 @@ def fit_auto(series: SeriesData, cfg: ForecastConfig, split: Split, season: Seas
     truth = horizon_values(target, origins, cfg.horizon)
     val = trial.forecasts(series, origins, [c for c in trial.candidates if c != "seasonal_naive" or origins[0] >= m])
     scores = {name: _mae(f, truth) for name, f in val.items()}
-    members = choose_members(scores)
-    combined = np.mean([val[name] for name in members], axis=0)
-    scores[" + ".join(members) + " (mean)"] = _mae(combined, truth)
+    members = choose_members(scores, networks=split.val_start >= MIN_NETWORK_POINTS)
+    combined = combine_forecasts([val[name] for name in members])
+    scores[" + ".join(members) + " (median)"] = _mae(combined, truth)
     relative = is_relative(target[:split.val_start])
     residuals = validation_errors(truth, combined, target[origins - 1], relative)
     selection = [(f"rnn transform {name}", mae) for name, mae in log] + sorted(scores.items(), key=lambda s: s[1])
