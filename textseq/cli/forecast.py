@@ -261,7 +261,7 @@ def _json(data: dict) -> str:
 
 def _fit_summary(result, series, output: Path) -> dict:
     """What was fitted and chosen: printed lines plus the same facts as data for --json."""
-    from textseq.forecast.auto import MIN_NETWORK_POINTS
+    from textseq.forecast.auto import MIN_NETWORK_POINTS, networks_combined
 
     forecaster, split = result.forecaster, result.split
     lines = [f"{series.name}: {len(series)} points; train {split.val_start}, validation "
@@ -281,7 +281,7 @@ def _fit_summary(result, series, output: Path) -> dict:
         lines.append(f"forecast: {forecaster.composition()}" + (f" ({how})" if how else ""))
         if "rnn" not in forecaster.networks:
             lines.append("networks skipped: the training part has no room for their windows")
-        elif split.val_start < MIN_NETWORK_POINTS:
+        elif not networks_combined(split.val_start):
             lines.append(f"networks printed, not combined: the training part has {split.val_start} points "
                          f"(they are combined from {MIN_NETWORK_POINTS})")
     lines.append(f"saved {output}")

@@ -151,6 +151,11 @@ def _mae(forecast: np.ndarray, truth: np.ndarray) -> float:
     return value if np.isfinite(value) else np.inf
 
 
+def networks_combined(train_points: int) -> bool:
+    """Whether the networks may enter the combination, given the points of the training part."""
+    return train_points >= MIN_NETWORK_POINTS
+
+
 def combine_forecasts(forecasts: list[np.ndarray], how: str = "median") -> np.ndarray:
     """The members' ``[N, steps]`` forecasts combined element by element."""
     stacked = np.stack(forecasts)  # [members, N, steps]
@@ -191,7 +196,7 @@ def fit_auto(series: SeriesData, cfg: ForecastConfig, split: Split, season: Seas
     truth = horizon_values(target, origins, cfg.horizon)
     val = trial.forecasts(series, origins, [c for c in trial.candidates if c != "seasonal_naive" or origins[0] >= m])
     scores = {name: _mae(f, truth) for name, f in val.items()}
-    members = choose_members(scores, networks=split.val_start >= MIN_NETWORK_POINTS)
+    members = choose_members(scores, networks=networks_combined(split.val_start))
     combined = combine_forecasts([val[name] for name in members])
     scores[" + ".join(members) + " (median)"] = _mae(combined, truth)
     relative = is_relative(target[:split.val_start])
