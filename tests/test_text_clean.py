@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textseq.text.clean import CleanConfig, build_cleaner
+from textseq.text.clean import CleanConfig, build_block_cleaner, build_cleaner
 from textseq.text.tokenize import TokenizeConfig, build_tokenizer
 
 DEFAULT = build_cleaner(CleanConfig())
@@ -51,3 +51,11 @@ def test_cleaning_and_char_tokens_never_crash(text):
     assert not any(unicodedata.category(ch) == "Cc" for ch in out)
     tokens = build_tokenizer(TokenizeConfig(level="char"))(out)
     assert "".join(tokens) == out
+
+
+@pytest.mark.parametrize("inside", ["", "  ", "x \n", "\n y", "\t", "é  "])
+def test_a_long_block_is_collapsed_exactly_when_a_line_needs_it(inside):
+    lines = ["abc def, ghi."] * 3000 + [f"mid{inside}dle"] + ["jkl mno"] * 3000  # long: the numpy scan's size
+    text = "\n".join(lines) + "\n"
+    clean = build_cleaner(CleanConfig())
+    assert build_block_cleaner(CleanConfig())(text) == "".join(clean(line) + "\n" for line in text.split("\n")[:-1])

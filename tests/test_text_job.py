@@ -6,7 +6,11 @@ import random
 import signal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from textseq.text import job
+from textseq.text.clean import CleanConfig
 from textseq.text.job import TokenSpill, count_pass, init_child
 from textseq.text.pipeline import Pipeline, PipelineConfig
 from textseq.text.tokenize import WORD_OR_PUNCT_OR_END, english_block_tokenizer
@@ -54,6 +58,41 @@ def test_english_block_tokenizer_is_the_block_regexp():
         "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     for text in texts:
         assert tokenize(text) == WORD_OR_PUNCT_OR_END.findall(text), repr(text)
+
+
+def _raw_words(lang: str = "auto") -> PipelineConfig:
+    cfg = PipelineConfig.for_level("word")
+    cfg.clean, cfg.tokenize.lang = CleanConfig(strip_control=False, collapse_whitespace=False), lang
+    return cfg
+
+
+# English blocks are numbered a whitespace chunk at a time (job.ChunkIds); blocks with Han characters, NUL
+# characters or NLTK's tokenizers are not: all must spill the tokens the line pipeline gives.
+CHUNK_CONFIGS = {"word": PipelineConfig.for_level("word"), "raw": _raw_words(), "raw en": _raw_words("en")}
+PIECES = list("ab Z.,'’-_1é\t\u00a0\u2028\x1c\x85\x00\u0301") + ["the", "cat", "lord,", "&amp;", "<b>", "春风", "  "]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.lists(st.sampled_from(PIECES), max_size=10).map("".join), min_size=1, max_size=8),
+                min_size=1, max_size=4), st.sampled_from(sorted(CHUNK_CONFIGS)))
+def test_numbering_a_chunk_at_a_time_spills_the_tokens_of_the_line_pipeline(tmp_path_factory, blocks, name):
+    cfg = CHUNK_CONFIGS[name]
+    pipe = Pipeline(cfg)
+    spill = TokenSpill(tmp_path_factory.mktemp("spill") / "spill.u32")
+    count_pass(blocks, spill, cfg, keep_empty=True)
+    spill.close()
+    assert list(spill.docs()) == [pipe.process_line(line) for block in blocks for line in block]
+
+
+def test_the_chunk_table_starts_again_between_blocks_when_full(tmp_path, monkeypatch):
+    monkeypatch.setattr(job.ChunkIds, "LIMIT", 5)
+    blocks = [[f"w{i} w{i + 1} the cat, sat." for i in range(j, j + 3)] for j in range(0, 30, 3)]
+    cfg = PipelineConfig.for_level("word")
+    spill = TokenSpill(tmp_path / "spill.u32")
+    count_pass(blocks, spill, cfg)
+    spill.close()
+    assert len(job._worker["chunks"]) < 5 + 3 * 5 + 1  # reset before each block that found it full
+    assert list(spill.docs()) == [Pipeline(cfg).process_line(line) for block in blocks for line in block]
 
 
 def _report_signals(queue) -> None:

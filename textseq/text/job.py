@@ -25,7 +25,7 @@ import numpy as np
 from textseq.errors import TextseqError
 from textseq.io import atomic_path
 from textseq.text.pipeline import Pipeline, PipelineConfig, block_text
-from textseq.text.tokenize import LINE_END
+from textseq.text.tokenize import LINE_END, LINE_END_CHUNK, chunk_tokens
 from textseq.vocab import EOS, TokenCounts, Vocab
 
 LINE_END_ID = 0  # provisional id written after every document; real tokens get ids from 1
@@ -77,6 +77,45 @@ class TypeIndex(dict):
         del self.types[self.announced:]
 
 
+class ChunkIds(dict):
+    """Whitespace chunk -> its number in a table of the ids (in a ``TypeIndex``) of its English regexp tokens. A text
+    repeats its chunks ("the", "lord,"), so a chunk is tokenized and numbered once, and a block's ids are read from
+    the table with numpy: one dict lookup per chunk, no Python code per token."""
+
+    LIMIT = 200_000  # distinct chunks kept: memory stays bounded, whatever the corpus
+
+    def __init__(self, index: TypeIndex):
+        super().__init__()
+        self.index = index
+        self.reset()
+
+    def reset(self) -> None:
+        self.clear()
+        self._ids = array.array("I")  # every chunk's token ids, one chunk after another
+        self._starts = array.array("q", [0])  # where each chunk's ids start in _ids, then where the last one ends
+        self[LINE_END_CHUNK] = self._add((LINE_END_ID,))
+
+    def _add(self, ids: Iterable[int]) -> int:
+        self._ids.extend(ids)
+        self._starts.append(len(self._ids))
+        return len(self._starts) - 2
+
+    def __missing__(self, chunk: str) -> int:
+        number = self[chunk] = self._add(map(self.index.__getitem__, chunk_tokens(chunk)))
+        return number
+
+    def ids(self, chunks: list[str]) -> np.ndarray:
+        """The token ids of a block's chunks (``tokenize.whitespace_chunks``), in order."""
+        if len(self) >= self.LIMIT:  # between blocks, never within one: its numbers stay valid to the end
+            self.reset()
+        numbers = _uint32(map(self.__getitem__, chunks))
+        starts = np.array(self._starts)  # copies: both tables grow as later blocks bring new chunks
+        first, lengths = starts[:-1][numbers], np.diff(starts)[numbers]
+        done = np.cumsum(lengths) - lengths  # ids of the block before each chunk's
+        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(first - done, lengths)
+        return np.array(self._ids, dtype=np.uint32)[positions]
+
+
 class CharIndex:
     """The same for characters, as a code point -> id table: a block is numbered with numpy."""
 
@@ -86,7 +125,8 @@ class CharIndex:
 
     def number(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(new types, ids, used ids, their counts) of ``text``."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        points = np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii() else np.frombuffer(
+            text.encode("utf-32-le"), dtype=np.uint32)  # ASCII: a copy of its bytes, a quarter of the code points
         present = np.bincount(points, minlength=ord(LINE_END) + 1)
         present[ord(LINE_END)] = 0
         if len(present) > len(self.lookup):
@@ -103,8 +143,9 @@ _worker: dict = {}
 
 
 def init_worker(pipeline: dict, keep_empty: bool, doc_freq: bool = False) -> None:
+    block = TypeIndex(line_ends=True)
     _worker.update(pipeline=Pipeline(PipelineConfig.from_dict(pipeline)), keep_empty=keep_empty, doc_freq=doc_freq,
-                   pid=os.getpid(), block=TypeIndex(line_ends=True), line=TypeIndex(line_ends=False),
+                   pid=os.getpid(), block=block, chunks=ChunkIds(block), line=TypeIndex(line_ends=False),
                    char=CharIndex())
 
 
@@ -129,9 +170,12 @@ def tokenize_chunk(block: str | list[str]) -> Chunk:
         if (clean := pipe.clean_block(text)) is not None:
             types, ids, used, term = _worker["char"].number(clean)
             return _chunk("char", types, ids, keep_empty, doc_freq, used, term)
-    elif (tokens := pipe.tokenize_block(text)) is not None:
+    elif pipe.tokenizes_blocks and (clean := pipe.clean_block(text)) is not None:
         index = _worker["block"]
-        ids = _uint32(map(index.__getitem__, tokens))
+        if (chunks := pipe.regexp_chunks(clean)) is not None:  # a line end per LINE_END_CHUNK: nothing to check
+            ids = _worker["chunks"].ids(chunks)  # numbers the new types: take them after
+            return _chunk("block", index.take_new(), ids, keep_empty, doc_freq)
+        ids = _uint32(map(index.__getitem__, pipe.tokenize_cleaned(clean)))
         if np.count_nonzero(ids == LINE_END_ID) == text.count(LINE_END):  # else a token step dropped or
             return _chunk("block", index.take_new(), ids, keep_empty, doc_freq)  # changed a line end
         index.forget_new()
@@ -163,8 +207,9 @@ def _chunk(space: str, types: list[str], ids: np.ndarray, keep_empty: bool, doc_
         empty[1:] &= ends[:-1]  # an end right after another (or first) ends a document with no tokens
         if empty.any():
             ids, ends = ids[~empty], ends[~empty]
-    real = ids[~ends]
-    width = int(ids.max(initial=0)) + 1
+    if used is None or doc_freq:  # characters come counted: their ids need no second look unless for documents
+        real = ids[~ends]
+        width = int(ids.max(initial=0)) + 1
     if used is None:
         used, term = _occurrences(real, width)
     elif doc_freq:
@@ -175,7 +220,7 @@ def _chunk(space: str, types: list[str], ids: np.ndarray, keep_empty: bool, doc_
         doc_of_token = (np.cumsum(ends, dtype=np.int64) - ends)[~ends]  # documents ended before each token
         pairs = _distinct(doc_of_token * width + real)  # one entry per (document, type)
         doc = np.bincount(np.searchsorted(used, pairs % width), minlength=len(used))
-    return Chunk((_worker["pid"], space), types, ids, used, term, doc, int(ends.sum()))
+    return Chunk((_worker["pid"], space), types, ids, used, term, doc, int(np.count_nonzero(ends)))
 
 
 def _occurrences(ids: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,6 +287,7 @@ class TokenSpill:
         self._file = open(self.path, "wb")
         self.stoi: dict[str, int] = {}
         self._tables: dict[tuple[int, str], np.ndarray] = {}
+        self._identity: set[tuple[int, str]] = set()  # sources whose ids are the spill's (one source, as a rule)
         self.term = np.zeros(1024, dtype=np.int64)
         self.doc = np.zeros(1024, dtype=np.int64)
         self.n_docs = 0
@@ -257,13 +303,16 @@ class TokenSpill:
             stoi.update(zip(new, range(len(stoi) + 1, len(stoi) + 1 + len(new)), strict=True))
             ids = np.fromiter(map(stoi.__getitem__, chunk.types), np.uint32, len(chunk.types))
             table = self._tables[chunk.source] = np.concatenate((table, ids))
+            is_identity = np.array_equal(table, np.arange(len(table)))
+            (self._identity.add if is_identity else self._identity.discard)(chunk.source)
         if len(stoi) + 1 > len(self.term):
             self.term, self.doc = _grown(self.term, 2 * (len(stoi) + 1)), _grown(self.doc, 2 * (len(stoi) + 1))
         used = table[chunk.used]
         self.term[used] += chunk.term
         if chunk.doc is not None:
             self.doc[used] += chunk.doc
-        self._file.write(table[chunk.ids].tobytes())  # file.write: a full disk is ENOSPC (tofile hides it)
+        spilled = chunk.ids if chunk.source in self._identity else table[chunk.ids]
+        self._file.write(np.ascontiguousarray(spilled, dtype=np.uint32))  # a full disk: ENOSPC (tofile hides it)
         self.n_docs += chunk.docs
         self.n_ids += len(chunk.ids)
 

@@ -18,7 +18,15 @@ from textseq.text.clean import CleanConfig, build_block_cleaner, build_cleaner
 from textseq.text.normalize import NormalizeConfig, build_token_normalizers
 from textseq.text.stopwords import StopwordConfig, build_stopword_filter
 from textseq.text.subword import learn_subwords, subword_detokenizer
-from textseq.text.tokenize import HAS_HAN, LEVELS, LINE_END, TokenizeConfig, build_block_tokenizer, build_tokenizer
+from textseq.text.tokenize import (
+    HAS_HAN,
+    LEVELS,
+    LINE_END,
+    TokenizeConfig,
+    build_block_tokenizer,
+    build_tokenizer,
+    whitespace_chunks,
+)
 
 
 @dataclass
@@ -57,6 +65,9 @@ class Pipeline:
         self._token_steps = ([stop] if stop else []) + build_token_normalizers(cfg.normalize)
         self._clean_block = build_block_cleaner(cfg.clean)
         self._tokenize_block = build_block_tokenizer(cfg.tokenize)
+        tok = cfg.tokenize
+        self._regexp_words = (tok.level == "word" and not tok.pretokenized and tok.en_tokenizer == "regexp"
+                              and tok.lang != "zh" and not self._token_steps)
 
     def process_line(self, line: str) -> list[str]:
         line = self._clean(line)
@@ -103,12 +114,30 @@ class Pipeline:
     def tokenize_block(self, block: str | list[str]) -> list[str] | None:
         """``process_block`` without its check that every line end is a token of its own (the caller checks
         that, e.g. on the ids); None where only ``process_line`` can promise the result."""
-        if self._tokenize_block is None or (text := self.clean_block(block)) is None:
+        if not self.tokenizes_blocks or (text := self.clean_block(block)) is None:
             return None
+        return self.tokenize_cleaned(text)
+
+    @property
+    def tokenizes_blocks(self) -> bool:
+        """Whether a cleaned block can be tokenized in one go (all but NLTK's English tokenizers)."""
+        return self._tokenize_block is not None
+
+    def tokenize_cleaned(self, text: str) -> list[str]:
+        """The tokens of a block that ``clean_block`` cleaned (``tokenize_block`` without the cleaning)."""
         tokens = self._tokenize_block(text)
         for step in self._token_steps:
             tokens = step(tokens)
         return tokens
+
+    def regexp_chunks(self, text: str) -> list[str] | None:
+        """For a block that ``clean_block`` cleaned: its whitespace chunks (``tokenize.whitespace_chunks``) where its
+        tokens are the English regexp's tokens of those chunks in turn (word level, the regexp tokenizer, no token
+        steps, no Han character), so they can be numbered a chunk at a time; else None."""
+        if not self._regexp_words or not (self.cfg.tokenize.lang == "en" or text.isascii()
+                                          or not HAS_HAN.search(text)):
+            return None
+        return whitespace_chunks(text)
 
     def detokenize(self, tokens: list[str]) -> str:
         """Char level: concatenate. Word level: English words spaced (Treebank rules), Chinese not."""

@@ -51,6 +51,7 @@ FOREIGN_RUN_IN_LINE = re.compile(rf"([^\W{HAN}]+(?:(?:[^\S\n]|['’.\-+#&/@:%])+
 # run; those before it stay in the Chinese run, as either way an empty line gives its line end only)
 NON_HAN_LINES = re.compile(rf"^[^{HAN}\n]*[^{HAN}\s][^{HAN}\n]*\n(?:^[^{HAN}\n]*\n)*", re.MULTILINE)
 OTHER_SPACE = re.compile(r"[^\S \n]")  # whitespace but the space and the line end
+LINE_END_CHUNK = "\x00"  # stands for each line end among a block's whitespace chunks (see whitespace_chunks)
 
 
 DEFAULT_LEVEL = "char"  # the token level every command (preprocess, train) uses unless told otherwise
@@ -253,11 +254,25 @@ def build_block_tokenizer(cfg: TokenizeConfig) -> Callable[[str], list[str]] | N
     return tokenize
 
 
+def whitespace_chunks(text: str) -> list[str] | None:
+    """The whitespace-separated chunks of a block of lines, ``LINE_END_CHUNK`` after each line's, in one split (the
+    NUL is no whitespace, so it stays a chunk of its own); None when the text holds that character itself.
+    ``str.split`` and the regex's ``\\s`` agree on what whitespace is (``str.isspace``)."""
+    if LINE_END_CHUNK in text:
+        return None
+    return text.replace(LINE_END, f" {LINE_END_CHUNK} ").split()
+
+
+def chunk_tokens(chunk: str) -> list[str]:
+    """The English regexp's tokens of a whitespace-free chunk: the regexp never matches whitespace, so the tokens of
+    a line are those of its chunks in turn."""
+    return WORD_OR_PUNCT.findall(chunk)
+
+
 class _ChunkTokens(dict):
-    """Whitespace-free chunk of text -> its regexp tokens. The English regexp never matches whitespace, so the
-    tokens of a line are those of its whitespace-separated chunks in turn; a corpus repeats its chunks ("the",
-    "lord,") far more than a regex call costs, and the tokens come back as the same string objects, whose hashes
-    are known when they are counted."""
+    """Whitespace-free chunk of text -> its regexp tokens. A corpus repeats its chunks ("the", "lord,") far more than
+    a regex call costs, and the tokens come back as the same string objects, whose hashes are known when they are
+    counted."""
 
     __slots__ = ()
     LIMIT = 200_000  # distinct chunks kept: memory stays bounded, whatever the corpus
@@ -268,12 +283,12 @@ class _ChunkTokens(dict):
 
     def reset(self) -> None:
         self.clear()
-        self[LINE_END] = (LINE_END,)  # the line end is a chunk of its own (see english_block_tokenizer)
+        self[LINE_END_CHUNK] = (LINE_END,)
 
     def __missing__(self, chunk: str) -> tuple[str, ...]:
         if len(self) >= self.LIMIT:
             self.reset()
-        tokens = self[chunk] = tuple(WORD_OR_PUNCT.findall(chunk))
+        tokens = self[chunk] = tuple(chunk_tokens(chunk))
         return tokens
 
 
@@ -283,12 +298,9 @@ def english_block_tokenizer() -> Callable[[str], list[str]]:
     chain, tokens_of = itertools.chain.from_iterable, _ChunkTokens().__getitem__
 
     def tokenize(text: str) -> list[str]:
-        chunks: list[str] = []
-        *lines, last = text.split(LINE_END)
-        for line in lines:
-            chunks += line.split()  # str.split and the regex's \s agree on what whitespace is (str.isspace)
-            chunks.append(LINE_END)
-        chunks += last.split()  # empty when the text ends with a line end
+        chunks = whitespace_chunks(text)
+        if chunks is None:  # a NUL in the text (the cleaner drops it unless told not to): the plain block regex
+            return WORD_OR_PUNCT_OR_END.findall(text)
         return list(chain(map(tokens_of, chunks)))
 
     return tokenize
