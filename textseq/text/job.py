@@ -361,7 +361,7 @@ class TokenSpill:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.lib.format.write_array_header_1_0(fh, header)
             for block in self.id_blocks():
-                fh.write(id_map[block].tobytes())
+                fh.write(id_map[block])  # a fresh contiguous array: written from its buffer, no copy
         return dtype
 
     def docs(self, start: int = 0, stop: int | None = None) -> SpillDocs:
