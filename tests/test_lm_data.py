@@ -8,6 +8,7 @@ import torch
 
 from textseq.errors import TextseqError
 from textseq.lm.data import (
+    SPREAD_SEGMENTS,
     batchify,
     encode_lines,
     load_lm_data,
@@ -53,6 +54,29 @@ def test_split_is_contiguous_with_the_tail_held_out():
     assert split.test.tolist() == list(range(80, 100))
     with pytest.raises(TextseqError):
         split_stream(np.arange(10), valid_ratio=0.7, test_ratio=0.5)
+
+
+@pytest.mark.parametrize("n, valid_ratio, test_ratio",
+                         [(100, 0.1, 0.2), (1003, 0.1, 0.0), (57, 0.3, 0.1), (9, 0.5, 0.0)])
+def test_spread_validation_partitions_the_stream_and_samples_all_of_it(n, valid_ratio, test_ratio):
+    split = split_stream(np.arange(n), valid_ratio, test_ratio, valid_split="spread")
+    tail = split_stream(np.arange(n), valid_ratio, test_ratio, valid_split="tail")
+    assert split.test.tolist() == tail.test.tolist()  # the test part is the tail either way
+    assert len(split.valid) == len(tail.valid) and len(split.train) == len(tail.train)
+    assert sorted(split.train.tolist() + split.valid.tolist()) == list(range(len(split.train) + len(split.valid)))
+    assert np.all(np.diff(split.train) > 0) and np.all(np.diff(split.valid) > 0)  # each keeps the stream's order
+    if len(split.valid) >= SPREAD_SEGMENTS:
+        head = len(split.train) + len(split.valid)
+        # one block in every tenth of the stream: the first ends inside the first tenth
+        blocks = np.split(split.valid, np.flatnonzero(np.diff(split.valid) > 1) + 1)
+        assert len(blocks) == SPREAD_SEGMENTS and blocks[0][-1] < head // SPREAD_SEGMENTS
+    else:  # too little to spread: the tail
+        assert split.valid.tolist() == tail.valid.tolist()
+
+
+def test_unknown_valid_split_is_refused():
+    with pytest.raises(TextseqError, match="valid-split"):
+        split_stream(np.arange(100), valid_split="middle")
 
 
 def test_shards_partition_the_streams():

@@ -129,20 +129,22 @@ def test_training_stores_the_kn_partner_and_evaluate_mixes(trained, texts, capsy
     assert mix["valid_nll_mix"] <= min(mix["valid_nll_lm"], mix["valid_nll_kn"]) + 1e-12
     assert KneserNeyLM.load(trained / "ngram.npz").order == mix["order"]
 
-    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, cache=None)
+    report = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, cache=None, dynamic=None)
     names = [row.name for row in report.rows]
     assert names[0] == "RNN teacher-forced" and names[1] == f"Kneser-Ney {mix['order']}-gram"
     assert names[2].startswith("RNN + KN") and report.mix_weight == mix["weight"]
     assert report.rows[1].vs_kn == 1.0 and report.horizon_nll == []
     lm_row, kn_row, mix_row = report.rows
-    lm_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=1.0, cache=None)
-    kn_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=0.0, cache=None)
+    lm_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=1.0, cache=None,
+                                  dynamic=None)
+    kn_only = evaluate_checkpoint(trained / "best.pt", texts / "heldout.txt", horizon=0, mix_kn=0.0, cache=None,
+                                  dynamic=None)
     assert lm_only.rows[2].nll == pytest.approx(lm_row.nll) and kn_only.rows[2].nll == pytest.approx(kn_row.nll)
     assert mix_row.vs_kn == pytest.approx(mix_row.metric / kn_row.metric)
 
     capsys.readouterr()
     assert run(["evaluate", str(trained / "best.pt"), str(texts / "heldout.txt"), "-k", "0", "--json", "--cache",
-                "off"]) == 0
+                "off", "--dynamic", "off"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["metric"] == "bpc" and data["tokens"] == report.tokens and data["horizon_nll"] == []
     assert [row["name"] for row in data["rows"]] == names

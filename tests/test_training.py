@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from textseq.checkpoint import save_checkpoint
 from textseq.errors import TextseqError, TrainingDiverged
-from textseq.lm.checkpoint import load_lm, read_lm
+from textseq.lm.checkpoint import KIND, load_lm, read_lm
 from textseq.lm.data import batchify, load_lm_data, split_docs
-from textseq.lm.evaluate import evaluate_checkpoint, evaluate_stream, free_running_nll, stream_rows
+from textseq.lm.evaluate import evaluate_checkpoint, evaluate_stream, free_running_nll, stream_rows, training_part
 from textseq.lm.generate import generate_text
 from textseq.lm.model import LMConfig, RNNLanguageModel
 from textseq.lm.sampling import SamplingConfig
 from textseq.lm.tbptt import SCHEDULES, WindowLoss, default_schedule_k, span_at, teacher_forcing_prob
 from textseq.lm.train import LMTrainConfig, resolve_config, train
+from textseq.vocab import Vocab
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,6 +133,18 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(lunyu, tmp_path):
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.history == straight.history
+
+
+def test_checkpoints_from_before_valid_split_resume_and_evaluate_on_the_tail(lunyu, tmp_path):
+    result = train(config(lunyu, tmp_path / "run", max_steps=2), TINY, quiet=True)
+    assert read_lm(result.last_checkpoint)["train_config"]["valid_split"] == "spread"  # the default
+    old = read_lm(result.last_checkpoint)
+    del old["train_config"]["valid_split"]
+    save_checkpoint(tmp_path / "old.pt", KIND, {k: v for k, v in old.items() if k not in ("magic", "kind")})
+    cfg, _ = resolve_config({}, {}, resume=str(tmp_path / "old.pt"))
+    assert cfg.valid_split == "tail"
+    ids = load_lm_data(str(lunyu), vocab=Vocab.from_dict(old["vocab"]), pipeline=old["pipeline"]).ids
+    assert training_part(ids, old["train_config"]).tolist() == ids[:len(ids) - int(len(ids) * 0.1)].tolist()
 
 
 def test_ctrl_c_saves_a_checkpoint_that_generates_from_the_path_alone(lunyu, tmp_path):

@@ -149,15 +149,38 @@ def stream_digest(ids: np.ndarray, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def split_stream(ids: np.ndarray, valid_ratio: float = 0.1, test_ratio: float = 0.0) -> StreamSplit:
-    """Contiguous split: train is the head, then valid, then test is the tail."""
+VALID_SPLITS = ("spread", "tail")
+SPREAD_SEGMENTS = 10
+
+
+def split_stream(ids: np.ndarray, valid_ratio: float = 0.1, test_ratio: float = 0.0,
+                 valid_split: str = "tail") -> StreamSplit:
+    """Train, then valid, then test, with the test part the stream's tail.
+
+    ``valid_split`` "tail": valid is one contiguous block just before the test part. "spread": valid is
+    SPREAD_SEGMENTS contiguous blocks, the last tokens of each of as many equal parts of the stream before the
+    test part, so that it samples the whole corpus: in an author-ordered collection (poems by poet, a book's
+    chapters) the tail is other text than the rest, and a model chosen on it is chosen on the wrong thing.
+    """
     if not (0.0 <= valid_ratio < 1.0 and 0.0 <= test_ratio < 1.0 and valid_ratio + test_ratio < 1.0):
         raise TextseqError(f"valid and test ratios must be in [0, 1) and sum below 1 "
                            f"(got {valid_ratio} and {test_ratio})")
+    if valid_split not in VALID_SPLITS:
+        raise TextseqError(f"valid-split must be one of {', '.join(VALID_SPLITS)}, got {valid_split!r}")
     n = len(ids)
     n_test, n_valid = int(n * test_ratio), int(n * valid_ratio)
-    n_train = n - n_valid - n_test
-    return StreamSplit(ids[:n_train], ids[n_train:n_train + n_valid], ids[n_train + n_valid:])
+    head, test = ids[:n - n_test], ids[n - n_test:]
+    segments = SPREAD_SEGMENTS if valid_split == "spread" and n_valid >= SPREAD_SEGMENTS else 1
+    train, valid, train_start = [], [], 0
+    for k in range(segments):
+        end = len(head) * (k + 1) // segments
+        start = end - (n_valid * (k + 1) // segments - n_valid * k // segments)
+        train.append(head[train_start:start])
+        valid.append(head[start:end])
+        train_start = end
+    if segments == 1:  # views, no copy (the stream may be memory-mapped)
+        return StreamSplit(train[0], valid[0], test)
+    return StreamSplit(np.concatenate(train), np.concatenate(valid), test)
 
 
 def batchify(ids: np.ndarray | Tensor, batch_size: int) -> Tensor:

@@ -182,6 +182,12 @@ def heldout_docs(text: str | os.PathLike, pipeline: dict, vocab: Vocab) -> list[
     return [vocab.decode(ids) for ids in heldout_ids(text, Pipeline(PipelineConfig.from_dict(pipeline)), vocab)]
 
 
+def training_part(ids: np.ndarray, train_config: dict) -> np.ndarray:
+    """The ids a checkpoint was trained on, out of its whole corpus stream (checkpoints before valid_split held
+    out the tail)."""
+    return split_stream(ids, train_config["valid_ratio"], valid_split=train_config.get("valid_split", "tail")).train
+
+
 def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list[str]]:
     """The training part of the checkpoint's corpus (same split), as token lines."""
     sources = [train_text] if train_text else ckpt.get("sources") or []
@@ -191,7 +197,7 @@ def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list
     docs = []
     for source in sources:
         data = load_lm_data(source, vocab=vocab, pipeline=ckpt["pipeline"])
-        ids = data.ids if train_text else split_stream(data.ids, ckpt["train_config"]["valid_ratio"]).train
+        ids = data.ids if train_text else training_part(data.ids, ckpt["train_config"])
         docs += [vocab.decode(doc.tolist()) for doc in split_docs(ids, vocab.stoi[EOS])]
     return docs
 

@@ -61,7 +61,15 @@ from textseq.lm.auto import TRAIN_FIELDS as AUTO_TRAIN_FIELDS
 from textseq.lm.auto import choose as choose_auto
 from textseq.lm.auto import min_count as auto_min_count
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
-from textseq.lm.data import batchify, chars_per_token, load_lm_data, shard_streams, split_stream, stream_digest
+from textseq.lm.data import (
+    VALID_SPLITS,
+    batchify,
+    chars_per_token,
+    load_lm_data,
+    shard_streams,
+    split_stream,
+    stream_digest,
+)
 from textseq.lm.evaluate import evaluate_stream, stream_rows
 from textseq.lm.model import LMConfig, RNNLanguageModel
 from textseq.lm.report import describe, plot_history
@@ -149,6 +157,7 @@ class LMTrainConfig(Settings):
     ar: float = 0.0  # activation regularization (AWD-LSTM AR), teacher forcing only
     tar: float = 0.0  # temporal activation regularization (AWD-LSTM TAR), teacher forcing only
     valid_ratio: float = 0.1
+    valid_split: str = "spread"  # where validation comes from: "spread" over the stream or its "tail" (split_stream)
     eval_every: int = 0  # steps between validations (0: every epoch)
     patience: int = 0  # stop after this many validations without improvement (0: never)
     checkpoint_every: int = 0  # steps between periodic checkpoints (0: every epoch)
@@ -167,7 +176,8 @@ class LMTrainConfig(Settings):
                                      ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("scheduler", self.scheduler, SCHEDULERS),
                                      ("average", self.average, AVERAGES),
-                                     ("precision", self.precision, PRECISIONS)):
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("valid_split", self.valid_split, VALID_SPLITS)):
             check_choice(name, value, allowed)
         for name in ("bptt", "batch_size", "eval_batch_size", "log_every", "lr_step_size"):
             if getattr(self, name) < 1:
@@ -375,7 +385,7 @@ class Trainer:
         if cfg.auto:
             cfg = self.cfg = self._choose_settings(cfg)
         self.k1, self.k2 = cfg.tbptt
-        split = split_stream(data.ids, cfg.valid_ratio)
+        split = split_stream(data.ids, cfg.valid_ratio, valid_split=cfg.valid_split)
         self.chars_per_token = chars_per_token(data.vocab, split.valid, self.level)
         full = batchify(split.train, cfg.batch_size)
         self.train_data = shard_streams(full, self.info.rank, self.info.world_size).to(self.info.device)
@@ -402,7 +412,8 @@ class Trainer:
         output = "adaptive softmax" if m.adaptive_softmax else "tied softmax" if m.tie_weights else "softmax"
         lines = [
             f"data: {self.level} level, vocabulary {len(self.data.vocab):,}, {self.n_cols * cfg.batch_size:,} "
-            f"training tokens per epoch, {len(self.valid_data[0].view(-1)) if self.valid_data else 0:,} validation",
+            f"training tokens per epoch, {len(self.valid_data[0].view(-1)) if self.valid_data else 0:,} validation "
+            f"({'10 blocks across the text' if cfg.valid_split == 'spread' else 'the tail'})",
             f"model: {m.cell.upper()} {m.num_layers}x{m.hidden_size}, embedding {m.emb_size}, {output}, "
             f"{self.lm.num_parameters():,} parameters",
             f"training: {cfg.mode}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.scheduler} schedule), batch {cfg.batch_size} "
@@ -758,7 +769,7 @@ class Trainer:
         )
 
         eos = self.data.vocab.stoi[EOS]
-        split = split_stream(self.data.ids, self.cfg.valid_ratio)
+        split = split_stream(self.data.ids, self.cfg.valid_ratio, valid_split=self.cfg.valid_split)
         valid = complete_lines(split.valid, eos)
         if len(valid) < 2:
             return
@@ -871,7 +882,7 @@ def train(cfg: LMTrainConfig, model: dict | None = None, *, resume: str | None =
 
 
 # The layout of the data streams and the hidden state carried across them.
-FIXED_ON_RESUME = ("level", "lang", "pretokenized", "vocab_size", "batch_size", "valid_ratio")
+FIXED_ON_RESUME = ("level", "lang", "pretokenized", "vocab_size", "batch_size", "valid_ratio", "valid_split")
 
 
 def resolve_config(train_overrides: dict, model_overrides: dict, config_file: str | None = None,
@@ -885,7 +896,7 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
     model_base: dict = {}
     if resume:
         ckpt = read_lm(resume)
-        train_base = dict(ckpt["train_config"])
+        train_base = {"valid_split": "tail", **ckpt["train_config"]}  # checkpoints before valid_split: the tail
         model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
     if resume:  # a resumed run continues where its checkpoint is (not where the copied run came from)
         train_base["output"] = RunPaths.output_of_checkpoint(resume)
