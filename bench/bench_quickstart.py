@@ -68,5 +68,6 @@ def validation_numbers(best: Path) -> str:
     verdict = "beats" if mix["valid_nll_lm"] < mix["valid_nll_kn"] else "LOSES TO"
     return "\n".join([*lines, f"the LM alone {verdict} its KN partner"])
 
+
 if __name__ == "__main__":
     main()

@@ -144,7 +144,8 @@ def test_checkpoints_from_before_valid_split_resume_and_evaluate_on_the_tail(lun
     cfg, _ = resolve_config({}, {}, resume=str(tmp_path / "old.pt"))
     assert cfg.valid_split == "tail"
     ids = load_lm_data(str(lunyu), vocab=Vocab.from_dict(old["vocab"]), pipeline=old["pipeline"]).ids
-    assert training_part(ids, old["train_config"]).tolist() == ids[:len(ids) - int(len(ids) * 0.1)].tolist()
+    train_config = read_lm(tmp_path / "old.pt")["train_config"]
+    assert training_part(ids, train_config).tolist() == ids[:len(ids) - int(len(ids) * 0.1)].tolist()
 
 
 def test_ctrl_c_saves_a_checkpoint_that_generates_from_the_path_alone(lunyu, tmp_path):

@@ -21,6 +21,7 @@ from textseq.cli.options import (
     set_threads,
     usage_error,
 )
+from textseq.lm.data import SPREAD_SEGMENTS
 from textseq.lm.model import LMConfig
 from textseq.lm.train import LMTrainConfig
 from textseq.settings import default_of
@@ -51,8 +52,8 @@ def train(
                          panel=DATA),
     valid_ratio: float = opt("--valid-ratio", help="Share of the text held out for validation.",
                              default=_t("valid_ratio"), panel=DATA),
-    valid_split: str = opt("--valid-split", help="Validation text: spread (10 blocks across the text) | tail.",
-                           default=_t("valid_split"), panel=DATA),
+    valid_split: str = opt("--valid-split", default=_t("valid_split"), panel=DATA,
+                           help=f"Validation text: spread ({SPREAD_SEGMENTS} blocks across the text) | tail."),
     cell: str = opt("--cell", help="lstm | gru | rnn_tanh | rnn_relu.", default=_m("cell"), panel=MODEL),
     layers: int = opt("--layers", help="Recurrent layers.", default=_m("num_layers"), panel=MODEL),
     hidden: int = opt("--hidden", help="Hidden units per layer.", default=_m("hidden_size"), panel=MODEL),

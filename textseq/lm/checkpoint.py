@@ -29,6 +29,8 @@ from textseq.vocab import Vocab
 
 KIND = "lm"
 REQUIRED = ("model_config", "train_config", "pipeline", "vocab", "model_state")
+# train_config keys that older checkpoints lack, with what those runs did (before valid_split: the tail)
+LEGACY_TRAIN_CONFIG = {"valid_split": "tail"}
 
 
 def save_lm(path: str | os.PathLike, model: RNNLanguageModel, *, train_config: dict, pipeline: dict,
@@ -55,6 +57,7 @@ def read_lm(path: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in data]
     if missing:
         raise TextseqError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
+    data["train_config"] = {**LEGACY_TRAIN_CONFIG, **data["train_config"]}
     return data
 
 

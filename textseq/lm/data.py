@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from textseq.errors import TextseqError
+from textseq.errors import TextseqError, check_choice
 from textseq.vocab import EOS, Vocab, VocabConfig
 
 
@@ -165,8 +165,7 @@ def split_stream(ids: np.ndarray, valid_ratio: float = 0.1, test_ratio: float = 
     if not (0.0 <= valid_ratio < 1.0 and 0.0 <= test_ratio < 1.0 and valid_ratio + test_ratio < 1.0):
         raise TextseqError(f"valid and test ratios must be in [0, 1) and sum below 1 "
                            f"(got {valid_ratio} and {test_ratio})")
-    if valid_split not in VALID_SPLITS:
-        raise TextseqError(f"valid-split must be one of {', '.join(VALID_SPLITS)}, got {valid_split!r}")
+    check_choice("valid-split", valid_split, VALID_SPLITS)
     n = len(ids)
     n_test, n_valid = int(n * test_ratio), int(n * valid_ratio)
     head, test = ids[:n - n_test], ids[n - n_test:]

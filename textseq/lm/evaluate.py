@@ -183,9 +183,8 @@ def heldout_docs(text: str | os.PathLike, pipeline: dict, vocab: Vocab) -> list[
 
 
 def training_part(ids: np.ndarray, train_config: dict) -> np.ndarray:
-    """The ids a checkpoint was trained on, out of its whole corpus stream (checkpoints before valid_split held
-    out the tail)."""
-    return split_stream(ids, train_config["valid_ratio"], valid_split=train_config.get("valid_split", "tail")).train
+    """The ids a checkpoint (its ``read_lm`` train_config) was trained on, out of its whole corpus stream."""
+    return split_stream(ids, train_config["valid_ratio"], valid_split=train_config["valid_split"]).train
 
 
 def training_docs(ckpt: dict, vocab: Vocab, train_text: str | None) -> list[list[str]]:

@@ -62,6 +62,7 @@ from textseq.lm.auto import choose as choose_auto
 from textseq.lm.auto import min_count as auto_min_count
 from textseq.lm.checkpoint import capture_rng, read_lm, restore_rng, save_lm
 from textseq.lm.data import (
+    SPREAD_SEGMENTS,
     VALID_SPLITS,
     batchify,
     chars_per_token,
@@ -413,7 +414,7 @@ class Trainer:
         lines = [
             f"data: {self.level} level, vocabulary {len(self.data.vocab):,}, {self.n_cols * cfg.batch_size:,} "
             f"training tokens per epoch, {len(self.valid_data[0].view(-1)) if self.valid_data else 0:,} validation "
-            f"({'10 blocks across the text' if cfg.valid_split == 'spread' else 'the tail'})",
+            f"({f'{SPREAD_SEGMENTS} blocks across the text' if cfg.valid_split == 'spread' else 'the tail'})",
             f"model: {m.cell.upper()} {m.num_layers}x{m.hidden_size}, embedding {m.emb_size}, {output}, "
             f"{self.lm.num_parameters():,} parameters",
             f"training: {cfg.mode}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.scheduler} schedule), batch {cfg.batch_size} "
@@ -896,7 +897,7 @@ def resolve_config(train_overrides: dict, model_overrides: dict, config_file: st
     model_base: dict = {}
     if resume:
         ckpt = read_lm(resume)
-        train_base = {"valid_split": "tail", **ckpt["train_config"]}  # checkpoints before valid_split: the tail
+        train_base = dict(ckpt["train_config"])
         model_base = {k: v for k, v in ckpt["model_config"].items() if k != "vocab_size"}
     if resume:  # a resumed run continues where its checkpoint is (not where the copied run came from)
         train_base["output"] = RunPaths.output_of_checkpoint(resume)
