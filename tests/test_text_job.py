@@ -124,3 +124,25 @@ def test_a_block_whose_bytes_are_all_dropped_is_skipped(tmp_path, level):
     src.write_bytes(b"abc\n\xff\xfe")
     stats = preprocess([src], tmp_path / "out", PreprocessConfig(PipelineConfig.for_level(level), errors="ignore"))
     assert (stats.lines, stats.docs) == (1, 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_spill_widens_its_ids_as_the_types_grow(tmp_path, workers):
+    """ASCII first (ids in a byte), then hundreds of CJK characters (two bytes), then tens of thousands of made-up
+    words (four bytes): every stretch reads back as the tokens of its lines, whatever type held it."""
+    rng = random.Random(0)
+    han = "".join(chr(0x4E00 + i) for i in range(600))
+    words = rng.sample([f"w{i}" for i in range(80_000)], 80_000)
+    blocks = {"char": ["abc def\n" * 50, han[:300] + "\n" + han[300:] + "\nxyz\n", "abc 好\n"],
+              "word": ["the cat\n" * 50, " ".join(words[:40_000]) + "\nthe end\n", " ".join(words[40_000:]) + "\n",
+                       "cat w5\n"]}
+    widths = {"char": [1, 2], "word": [1, 2, 4]}
+    for level, texts in blocks.items():
+        cfg = PipelineConfig.for_level(level)
+        pipe = Pipeline(cfg)
+        spill = TokenSpill(tmp_path / f"{level}.spill")
+        count_pass(texts, spill, cfg, workers=workers)
+        spill.close()
+        lines = [line for text in texts for line in text.split("\n")[:-1]]
+        assert list(spill.docs()) == [tokens for tokens in map(pipe.process_line, lines) if tokens]
+        assert [dtype.itemsize for dtype, _ in spill._segments] == widths[level]

@@ -105,7 +105,8 @@ def preprocess(
                              default=default_of(Word2VecConfig, "min_count"), panel=FEATURES),
     output: str = typer.Option(..., "-o", "--output", help="Output directory.", rich_help_panel=RUN,
                                show_default=False),
-    workers: int = opt("--workers", help="Tokenizer processes (same output as 1).",
+    workers: int = opt("--workers", help="Tokenizer processes (same output as 1; characters always use one: "
+                       "numbering them takes less time than sending them between processes).",
                        default=default_of(PreprocessConfig, "workers"), panel=RUN),
     encoding: str = opt("--encoding", help="Input encoding, e.g. gb18030.",
                         default=default_of(PreprocessConfig, "encoding"), panel=RUN),

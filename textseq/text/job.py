@@ -2,10 +2,10 @@
 count, spill provisional token ids to disk, then encode them with the final vocabulary.
 
 Memory is bounded by the vocabulary, never by the corpus: lines are read in blocks of a few
-hundred kilobytes, at most ``2 * workers`` chunks are in flight, and tokens go to a spill file as uint32
-provisional ids (one id per distinct token, in order of first appearance). Each chunk is
-tokenized by the same function whether it runs in this process or in a worker, and chunks are
-merged in input order, so ``workers=N`` writes exactly the same files as ``workers=1``.
+hundred kilobytes, at most ``2 * workers`` chunks are in flight, and tokens go to a spill file as
+provisional ids (one id per distinct token, in order of first appearance; uint8, uint16 or uint32, the smallest
+that holds them). Each chunk is tokenized by the same function whether it runs in this process or in a
+worker, and chunks are merged in input order, so ``workers=N`` writes exactly the same files as ``workers=1``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 
 from textseq.errors import TextseqError
 from textseq.io import atomic_path
+from textseq.text.clean import point_counts
 from textseq.text.pipeline import Pipeline, PipelineConfig, block_text
 from textseq.text.tokenize import LINE_END, LINE_END_CHUNK, chunk_tokens
 from textseq.vocab import EOS, TokenCounts, Vocab
@@ -120,14 +121,14 @@ class CharIndex:
     """The same for characters, as a code point -> id table: a block is numbered with numpy."""
 
     def __init__(self):
-        self.lookup = np.zeros(128, dtype=np.uint32)  # the newline stays LINE_END_ID
+        self.lookup = np.zeros(256, dtype=np.uint32)  # the newline stays LINE_END_ID
         self.n = 0
 
-    def number(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """(new types, ids, used ids, their counts) of ``text``."""
-        points = np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii() else np.frombuffer(
-            text.encode("utf-32-le"), dtype=np.uint32)  # ASCII: a copy of its bytes, a quarter of the code points
-        present = np.bincount(points, minlength=ord(LINE_END) + 1)
+    def number(self, points: np.ndarray, counts: np.ndarray | None = None
+               ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(new types, ids, used ids, their counts) of a block's code points and, if known, their counts
+        (``Pipeline.char_points``: zeros may follow). The ids come in the smallest unsigned type that holds them."""
+        present = point_counts(points) if counts is None else counts.copy()
         present[ord(LINE_END)] = 0
         if len(present) > len(self.lookup):
             self.lookup = np.concatenate((self.lookup, np.zeros(len(present) - len(self.lookup), np.uint32)))
@@ -135,8 +136,18 @@ class CharIndex:
         new = points_used[self.lookup[points_used] == 0]
         self.lookup[new] = np.arange(self.n + 1, self.n + 1 + len(new), dtype=np.uint32)
         self.n += len(new)
-        return [chr(point) for point in new.tolist()], self.lookup[points], self.lookup[points_used], \
-            present[points_used]
+        if points.dtype == np.uint8 and self.n < 256:  # bytes.translate: several times faster than indexing
+            ids = np.frombuffer(points.tobytes().translate(self.lookup[:256].astype(np.uint8).tobytes()), np.uint8)
+        else:
+            ids = self.lookup.astype(np.uint16 if self.n < 1 << 16 else np.uint32)[points]
+        return [chr(point) for point in new.tolist()], ids, self.lookup[points_used], present[points_used]
+
+
+def text_points(text: str) -> np.ndarray:
+    """The code points of a cleaned text: its bytes where it is ASCII (a quarter of the memory), else UTF-32."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 _worker: dict = {}
@@ -167,8 +178,11 @@ def tokenize_chunk(block: str | list[str]) -> Chunk:
     pipe, keep_empty, doc_freq = _worker["pipeline"], _worker["keep_empty"], _worker["doc_freq"]
     text = block_text(block)
     if pipe.tokens_are_chars:
-        if (clean := pipe.clean_block(text)) is not None:
-            types, ids, used, term = _worker["char"].number(clean)
+        cleaned = pipe.char_points(text)
+        if cleaned is None and (clean := pipe.clean_block(text)) is not None:
+            cleaned = text_points(clean), None
+        if cleaned is not None:
+            types, ids, used, term = _worker["char"].number(*cleaned)
             return _chunk("char", types, ids, keep_empty, doc_freq, used, term)
     elif pipe.tokenizes_blocks and (clean := pipe.clean_block(text)) is not None:
         index = _worker["block"]
@@ -255,7 +269,8 @@ def tokenize_chunks(chunks: Iterable[str | list[str]], pipeline: PipelineConfig,
     """Tokenized chunks in input order. Unlike ``Pool.imap``, which reads its whole input ahead,
     at most ``2 * workers`` chunks are pending at a time."""
     init_args = (pipeline.to_dict(), keep_empty, doc_freq)
-    if workers <= 1:
+    if workers <= 1 or Pipeline(pipeline).tokens_are_chars:  # numpy numbers characters faster than a worker's
+        # result can be sent back (2 workers took 1.4x the time of one on 45 MB, bench/bench_pipeline.py)
         init_worker(*init_args)
         yield from map(tokenize_chunk, chunks)
         return
@@ -292,6 +307,7 @@ class TokenSpill:
         self.doc = np.zeros(1024, dtype=np.int64)
         self.n_docs = 0
         self.n_ids = 0
+        self._segments: list[list] = []  # [dtype, ids] of each stretch of the file: the smallest type that held them
 
     def add(self, chunk: Chunk) -> None:
         """Chunks of one source must come in the order it tokenized them (``tokenize_chunks`` keeps input order,
@@ -312,7 +328,12 @@ class TokenSpill:
         if chunk.doc is not None:
             self.doc[used] += chunk.doc
         spilled = chunk.ids if chunk.source in self._identity else table[chunk.ids]
-        self._file.write(np.ascontiguousarray(spilled, dtype=np.uint32))  # a full disk: ENOSPC (tofile hides it)
+        dtype = id_dtype(len(stoi))
+        self._file.write(np.ascontiguousarray(spilled, dtype=dtype))  # a full disk: ENOSPC (tofile hides it)
+        if self._segments and self._segments[-1][0] == dtype:
+            self._segments[-1][1] += len(spilled)
+        else:
+            self._segments.append([dtype, len(spilled)])
         self.n_docs += chunk.docs
         self.n_ids += len(chunk.ids)
 
@@ -346,10 +367,11 @@ class TokenSpill:
         return int(self.term[1:n][~known].sum())
 
     def id_blocks(self) -> Iterator[np.ndarray]:
-        """The spilled provisional ids, a few million at a time."""
+        """The spilled provisional ids, a few million at a time (uint8, uint16 or uint32)."""
         with open(self.path, "rb") as fh:
-            while (block := np.fromfile(fh, dtype=np.uint32, count=BLOCK)).size:
-                yield block
+            for dtype, count in self._segments:
+                for start in range(0, count, BLOCK):
+                    yield np.fromfile(fh, dtype=dtype, count=min(BLOCK, count - start))
 
     def write_ids(self, path: str | Path, vocab: Vocab) -> np.dtype:
         """Write the encoded stream as a .npy file (uint16 when the vocabulary fits, else uint32)."""
@@ -358,14 +380,24 @@ class TokenSpill:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (self.n_ids,)}
         # Plain writes, block by block: memory stays flat, and a full disk is an OSError (ENOSPC) rather than
         # the SIGBUS a memory-mapped file gets when the disk fills up under its pages.
+        # ids that fit in bytes map through bytes.translate, several times faster than indexing with them
+        table = id_map.astype(np.uint8).tobytes().ljust(256, b"\0") if id_map.max(initial=0) < 1 << 8 else None
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.lib.format.write_array_header_1_0(fh, header)
             for block in self.id_blocks():
-                fh.write(id_map[block])  # a fresh contiguous array: written from its buffer, no copy
+                if table is not None and block.dtype == np.uint8:
+                    fh.write(np.frombuffer(block.tobytes().translate(table), np.uint8).astype(dtype))
+                else:
+                    fh.write(id_map[block])  # a fresh contiguous array: written from its buffer, no copy
         return dtype
 
     def docs(self, start: int = 0, stop: int | None = None) -> SpillDocs:
         return SpillDocs(self, start, self.n_docs if stop is None else stop)
+
+
+def id_dtype(largest: int) -> np.dtype:
+    """The smallest unsigned integer type that holds ids up to ``largest``."""
+    return np.dtype(np.uint8 if largest < 1 << 8 else np.uint16 if largest < 1 << 16 else np.uint32)
 
 
 def _grown(counts: np.ndarray, size: int) -> np.ndarray:
@@ -389,7 +421,7 @@ class SpillDocs:
         itos = [EOS, *self.spill.stoi]
         doc, carry = 0, np.empty(0, dtype=np.uint32)
         for block in self.spill.id_blocks():
-            block = np.concatenate((carry, block)) if carry.size else block
+            block = np.concatenate((carry, block.astype(np.uint32))) if carry.size else block
             begin = 0
             for end in np.flatnonzero(block == LINE_END_ID).tolist():
                 if doc >= self.start:

@@ -12,9 +12,11 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from textseq.errors import TextseqError
 from textseq.settings import Settings
-from textseq.text.clean import CleanConfig, build_block_cleaner, build_cleaner
+from textseq.text.clean import CharCleaner, CleanConfig, build_block_cleaner, build_cleaner
 from textseq.text.normalize import NormalizeConfig, build_token_normalizers
 from textseq.text.stopwords import StopwordConfig, build_stopword_filter
 from textseq.text.subword import learn_subwords, subword_detokenizer
@@ -64,6 +66,7 @@ class Pipeline:
         stop = build_stopword_filter(cfg.stopwords, lowercased=cfg.normalize.lowercase, clean=self._clean)
         self._token_steps = ([stop] if stop else []) + build_token_normalizers(cfg.normalize)
         self._clean_block = build_block_cleaner(cfg.clean)
+        self._char_points = CharCleaner(cfg.clean) if self.tokens_are_chars and not self._lowercase else None
         self._tokenize_block = build_block_tokenizer(cfg.tokenize)
         tok = cfg.tokenize
         self._regexp_words = (tok.level == "word" and not tok.pretokenized and tok.en_tokenizer == "regexp"
@@ -97,6 +100,12 @@ class Pipeline:
     def tokens_are_chars(self) -> bool:
         """Whether the tokens of a cleaned block are its characters (char level, no token steps)."""
         return self.cfg.tokenize.level == "char" and not self._token_steps
+
+    def char_points(self, block: str | list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """For character tokens: the code points of ``clean_block(block)`` (uint8 for ASCII text, else uint32) and
+        their counts (``CharCleaner``), computed without a Python step per character; None where only
+        ``clean_block`` can promise them."""
+        return None if self._char_points is None else self._char_points(block_text(block))
 
     def process_block(self, block: str | list[str]) -> list[str] | None:
         """The tokens of all lines of ``block`` (as for ``clean_block``), each line's followed by ``LINE_END``
