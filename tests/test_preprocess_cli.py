@@ -2,6 +2,7 @@ import gzip
 import io
 import json
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -168,3 +169,15 @@ def test_document_frequency_counts_and_ratios(text, expected):
 
     value = _parse_df(text, "--min-df")
     assert value == expected and type(value) is type(expected)
+
+
+def test_preprocess_starts_without_pytorch_or_gensim(tmp_path):
+    """Only the named command's module is imported: PyTorch (about 2 s and 300 MB at start-up) is for the LM and
+    forecasting commands, gensim for word2vec."""
+    text = tmp_path / "in.txt"
+    text.write_text("a b c\n子曰：学而时习之\n", encoding="utf-8")
+    script = ("import sys; from textseq.cli import run; "
+              f"code = run(['preprocess', {str(text)!r}, '-o', {str(tmp_path / 'out')!r}, '--quiet']); "
+              "print(code, 'torch' in sys.modules, 'gensim' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "False", "False"]

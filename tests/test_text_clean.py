@@ -1,3 +1,4 @@
+import sys
 import unicodedata
 
 import numpy as np
@@ -5,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textseq.text.clean import COMPOSING_STARTERS, CharCleaner, CleanConfig, build_block_cleaner, build_cleaner
+from textseq.text.clean import (
+    COMPOSING_STARTERS,
+    LAST_SPACE,
+    CharCleaner,
+    CleanConfig,
+    build_block_cleaner,
+    build_cleaner,
+)
 from textseq.text.tokenize import TokenizeConfig, build_tokenizer
 
 DEFAULT = build_cleaner(CleanConfig())
@@ -109,3 +117,7 @@ def test_composing_starters_match_this_pythons_unicode_tables():
         if len(parts) == 2 and not parts[0].startswith("<") and unicodedata.combining(chr(int(parts[1], 16))) == 0:
             seconds.add(int(parts[1], 16))
     assert seconds <= COMPOSING_STARTERS
+
+
+def test_no_whitespace_lies_beyond_the_last_space_scanned():
+    assert not [c for c in range(LAST_SPACE + 1, sys.maxunicode + 1) if chr(c).isspace()]

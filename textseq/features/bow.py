@@ -6,11 +6,14 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from textseq.vocab import Vocab
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 
 class CsrBuilder:
@@ -32,6 +35,8 @@ class CsrBuilder:
         return len(self.indptr) - 1
 
     def build(self, n_columns: int) -> sparse.csr_matrix:
+        from scipy import sparse  # about 0.25 s to import: only when a matrix is built
+
         return sparse.csr_matrix(
             (np.asarray(self.data, dtype=np.int64), np.asarray(self.indices, dtype=np.int64),
              np.asarray(self.indptr, dtype=np.int64)),

@@ -6,12 +6,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from gensim.models import KeyedVectors, Word2Vec
+from typing import TYPE_CHECKING
 
 from textseq.errors import TextseqError, check_choice
 from textseq.io import atomic_path, check_input_file
 from textseq.settings import Settings
+
+if TYPE_CHECKING:  # gensim (with scipy) takes about a second to import: only when vectors are made or read
+    from gensim.models import KeyedVectors
 
 FORMATS = ("kv", "word2vec", "word2vec-binary", "glove")
 SUFFIX_FORMATS = {".kv": "kv", ".bin": "word2vec-binary", ".txt": "word2vec", ".vec": "word2vec",
@@ -46,6 +48,8 @@ def train_word2vec(docs: Iterable[Sequence[str]], cfg: Word2VecConfig | None = N
     if iter(docs) is docs:
         raise TextseqError("word2vec needs a corpus it can read several times (a list or LineCorpus), "
                            "not a one-shot iterator")
+    from gensim.models import Word2Vec
+
     model = Word2Vec(vector_size=cfg.vector_size, window=cfg.window, min_count=cfg.min_count, sg=cfg.sg,
                      workers=cfg.workers, seed=cfg.seed)
     model.build_vocab(docs)
@@ -108,6 +112,8 @@ def load_vectors(path: str | os.PathLike, fmt: str | None = None) -> KeyedVector
 
     The native .kv format is a pickle: load only files you trust.
     """
+    from gensim.models import KeyedVectors
+
     path = check_input_file(path, "vectors file")
     fmt = _format_for(path, fmt)
     try:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from textseq.errors import TextseqError
 from textseq.features.bow import CsrBuilder
 from textseq.vocab import Vocab
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 
 def _check_range(n_min: int, n_max: int) -> None:
