@@ -15,10 +15,11 @@ import pytest
 import typer
 
 import textseq
-from textseq.cli import app, run
+from textseq.cli import app, register_commands, run
 from textseq.forecast.forecaster import load_forecaster
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+register_commands([])  # every command on the app, as for `textseq --help`: the tests below walk them all
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 COMMANDS = [(), ("preprocess",), ("train",), ("generate",), ("evaluate",), ("forecast",), ("forecast", "train"),
