@@ -146,3 +146,17 @@ def test_the_spill_widens_its_ids_as_the_types_grow(tmp_path, workers):
         lines = [line for text in texts for line in text.split("\n")[:-1]]
         assert list(spill.docs()) == [tokens for tokens in map(pipe.process_line, lines) if tokens]
         assert [dtype.itemsize for dtype, _ in spill._segments] == widths[level]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "", "ab", "c d", " ", "x"]), min_size=1, max_size=12))
+def test_empty_lines_go_from_ascii_character_blocks(tmp_path_factory, lines):
+    """Character ids of an ASCII block fit a byte and lose their empty documents through bytes.replace: runs of any
+    length, at the start of a block too."""
+    cfg, pipe = PipelineConfig.for_level("char"), Pipeline(PipelineConfig.for_level("char"))
+    blocks = ["\n".join(lines) + "\n", "\n\nab\n"]
+    spill = TokenSpill(tmp_path_factory.mktemp("spill") / "ids")
+    count_pass(blocks, spill, cfg)
+    spill.close()
+    every = [pipe.process_line(line) for block in blocks for line in block.split("\n")[:-1]]
+    assert list(spill.docs()) == [tokens for tokens in every if tokens]

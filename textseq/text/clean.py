@@ -310,11 +310,13 @@ class CharCleaner:
 
     def _ascii_points(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
         data = text.encode("ascii")
-        mapped = bool(data.translate(None, ASCII_PLAIN))  # a control character or other whitespace
-        if mapped:
-            data = data.translate(*self._ascii)
         points = np.frombuffer(data, dtype=np.uint8)
         counts = point_counts(points)
+        # a control character or whitespace other than the space and the line end: map the block
+        mapped = bool(counts[:SPACE_POINT].sum() - counts[LINE_END_POINT] or counts[0x7F:].any())
+        if mapped:
+            points = np.frombuffer(data.translate(*self._ascii), dtype=np.uint8)
+            counts = point_counts(points)
         chars = {chr(p) for p in np.flatnonzero(counts).tolist()}
         if self._may_change(chars, None if mapped else text, points):
             return None

@@ -215,12 +215,9 @@ def _line_ids(token_lists: Iterable[list[str]]) -> tuple[list[str], np.ndarray]:
 
 def _chunk(space: str, types: list[str], ids: np.ndarray, keep_empty: bool, doc_freq: bool,
            used: np.ndarray | None = None, term: np.ndarray | None = None) -> Chunk:
-    ends = ids == LINE_END_ID
     if not keep_empty:
-        empty = ends.copy()
-        empty[1:] &= ends[:-1]  # an end right after another (or first) ends a document with no tokens
-        if empty.any():
-            ids, ends = ids[~empty], ends[~empty]
+        ids = _without_empty_documents(ids)  # a fresh array of line ends below: cheaper than cutting these too
+    ends = ids == LINE_END_ID
     if used is None or doc_freq:  # characters come counted: their ids need no second look unless for documents
         real = ids[~ends]
         width = int(ids.max(initial=0)) + 1
@@ -235,6 +232,15 @@ def _chunk(space: str, types: list[str], ids: np.ndarray, keep_empty: bool, doc_
         pairs = _distinct(doc_of_token * width + real)  # one entry per (document, type)
         doc = np.bincount(np.searchsorted(used, pairs % width), minlength=len(used))
     return Chunk((_worker["pid"], space), types, ids, used, term, doc, int(np.count_nonzero(ends)))
+
+
+def _without_empty_documents(ids: np.ndarray) -> np.ndarray:
+    """``ids`` without the line ends that end a document with no tokens: an end right after another, or first."""
+    ends = ids == LINE_END_ID
+    empty = np.flatnonzero(ends[1:] & ends[:-1]) + 1
+    if len(ends) and ends[0]:
+        empty = np.concatenate(([0], empty))
+    return np.delete(ids, empty) if len(empty) else ids
 
 
 def _occurrences(ids: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
