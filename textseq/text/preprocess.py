@@ -55,7 +55,7 @@ class PreprocessConfig(Settings):
     encoding: str = "utf-8"
     errors: str = "strict"  # undecodable bytes: strict (stop with an error) | replace (U+FFFD) | ignore (drop)
     max_line_mb: float = float(MAX_LINE_MB)
-    workers: int = 1
+    workers: int = 1  # tokenizer processes (character tokens always use one: see job.tokenize_chunks)
     keep_empty: bool = False  # keep lines with no tokens as empty documents (a lone <eos>)
 
     def validate(self) -> None:
