@@ -181,3 +181,17 @@ def test_preprocess_starts_without_pytorch_or_gensim(tmp_path):
               "print(code, 'torch' in sys.modules, 'gensim' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "False", "False"]
+
+
+def test_byte_sized_spill_ids_map_through_a_vocabulary_with_more_types(tmp_path):
+    """An ASCII block spills its ids in bytes; a later block brings hundreds of characters that --max-vocab sends to
+    <unk>: the final write maps the byte-sized ids through the first 256 entries of a longer table."""
+    rare = "".join(chr(0x4E00 + (i * 37) % 400) for i in range(3000))
+    path = tmp_path / "in.txt"
+    path.write_text("abc def\n" * 60_000 + rare + "\n", encoding="utf-8")
+    assert run(["preprocess", str(path), "-o", str(tmp_path / "out"), "--level", "char", "--max-vocab", "100",
+                "--quiet"]) == 0
+    ids, vocab = np.load(tmp_path / "out" / "ids.npy"), Vocab.load(tmp_path / "out" / "vocab.json")
+    assert len(ids) == 60_000 * 8 + 3001
+    assert "".join(vocab.itos[i] for i in ids[:8]) == "abc def<eos>"
+    assert all(vocab.itos[i] in ("<unk>", "<eos>") or vocab.itos[i] in rare for i in ids[-3001:])

@@ -386,8 +386,10 @@ class TokenSpill:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (self.n_ids,)}
         # Plain writes, block by block: memory stays flat, and a full disk is an OSError (ENOSPC) rather than
         # the SIGBUS a memory-mapped file gets when the disk fills up under its pages.
-        # ids that fit in bytes map through bytes.translate, several times faster than indexing with them
-        table = id_map.astype(np.uint8).tobytes().ljust(256, b"\0") if id_map.max(initial=0) < 1 << 8 else None
+        # ids spilled in bytes map through bytes.translate, several times faster than indexing with them: they
+        # index only the first 256 entries (the rest may still be many, e.g. rare characters pruned to <unk>)
+        low = id_map[:256]
+        table = low.astype(np.uint8).tobytes().ljust(256, b"\0") if low.max(initial=0) < 1 << 8 else None
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.lib.format.write_array_header_1_0(fh, header)
             for block in self.id_blocks():
