@@ -275,7 +275,7 @@ def tokenize_chunks(chunks: Iterable[str | list[str]], pipeline: PipelineConfig,
     """Tokenized chunks in input order. Unlike ``Pool.imap``, which reads its whole input ahead,
     at most ``2 * workers`` chunks are pending at a time."""
     init_args = (pipeline.to_dict(), keep_empty, doc_freq)
-    if workers <= 1 or Pipeline(pipeline).tokens_are_chars:  # numpy numbers characters faster than a worker's
+    if workers <= 1 or pipeline.tokens_are_chars:  # numpy numbers characters faster than a worker's
         # result can be sent back (2 workers took 1.4x the time of one on 45 MB, bench/bench_pipeline.py)
         init_worker(*init_args)
         yield from map(tokenize_chunk, chunks)
@@ -429,7 +429,7 @@ class SpillDocs:
         itos = [EOS, *self.spill.stoi]
         doc, carry = 0, np.empty(0, dtype=np.uint32)
         for block in self.spill.id_blocks():
-            block = np.concatenate((carry, block.astype(np.uint32))) if carry.size else block
+            block = np.concatenate((carry, block)) if carry.size else block  # the wider of the two types
             begin = 0
             for end in np.flatnonzero(block == LINE_END_ID).tolist():
                 if doc >= self.start:

@@ -38,6 +38,13 @@ class PipelineConfig(Settings):
     stopwords: StopwordConfig = field(default_factory=StopwordConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
 
+    @property
+    def tokens_are_chars(self) -> bool:
+        """Whether the tokens of a cleaned block are its characters: char level and no token step (stopwords,
+        lemmas, stems), which is what ``Pipeline`` builds token steps from."""
+        return self.tokenize.level == "char" and not (self.stopwords.langs or self.stopwords.words
+                                                      or self.normalize.lemmatize or self.normalize.stem)
+
     @classmethod
     def for_level(cls, level: str, pretokenized: bool = False) -> PipelineConfig:
         """Defaults for LM training: char and subword levels keep everything (punctuation, case, stopwords);
@@ -98,8 +105,8 @@ class Pipeline:
 
     @property
     def tokens_are_chars(self) -> bool:
-        """Whether the tokens of a cleaned block are its characters (char level, no token steps)."""
-        return self.cfg.tokenize.level == "char" and not self._token_steps
+        """Whether the tokens of a cleaned block are its characters (``PipelineConfig.tokens_are_chars``)."""
+        return self.cfg.tokens_are_chars
 
     def char_points(self, block: str | list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """For character tokens: the code points of ``clean_block(block)`` (uint8 for ASCII text, else uint32) and
